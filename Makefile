@@ -1,0 +1,70 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+MODEL_DIR ?= models/champion
+
+.PHONY: run test install install-dev train serve mlflow-ui prefect-ui flow lint lock \
+        bench bench-quality bench-serving bench-flow bench-tuning evaluate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade uv
+
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
+	$(UV) pip install --python $(BIN)/python --quiet -r requirements.txt
+	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(UV) pip install --python $(BIN)/python --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## run: install, train if no champion is exported yet, then serve the API and page
+run: install
+	@if [ ! -f $(MODEL_DIR)/metadata.json ]; then $(BIN)/credit-risk train; fi
+	@if $(BIN)/python -c "import credit_risk.api" 2>/dev/null; then \
+		$(BIN)/credit-risk serve --host $(HOST) --port $(PORT); \
+	else $(BIN)/credit-risk info; fi
+
+## test: install the dev tools and run the whole suite
+test: install-dev
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+train: install
+	$(BIN)/credit-risk train $(ARGS)
+
+evaluate: install
+	$(BIN)/credit-risk evaluate $(ARGS)
+
+serve: install
+	$(BIN)/credit-risk serve --host $(HOST) --port $(PORT)
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} \
+		--default-artifact-root ./mlruns --host $(HOST) --port 5000
+
+lint: install-dev
+	$(BIN)/ruff check src tests benchmarks *.py
+	$(BIN)/ruff format --check src tests benchmarks *.py
+	$(BIN)/mypy
+
+## lock: re-pin requirements*.txt from requirements*.in
+lock: | $(BIN)/python
+	$(UV) pip compile --python-version 3.11 requirements.in -o requirements.txt
+	$(UV) pip compile --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+
+bench-quality: install
+	$(BIN)/python benchmarks/model_quality.py $(ARGS)
+
+bench: bench-quality
+
+clean:
+	rm -rf $(VENV) mlruns mlflow.db models reports .pytest_cache

@@ -1,0 +1,119 @@
+"""The ``credit-risk`` command line. Thin: each command wires package functions together."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from credit_risk.config import Objective, ProtectedPolicy, get_settings
+
+app = typer.Typer(help="Cost-aware credit-risk scoring (Statlog German Credit).",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("credit_risk").setLevel(logging.INFO)
+
+
+DataOption = Annotated[Path | None, typer.Option("--data", help="UCI-format or CSV file.")]
+TrialsOption = Annotated[int | None, typer.Option("--trials", help="Finished trials to reach.")]
+ObjectiveOption = Annotated[Objective | None, typer.Option("--objective")]
+SeedOption = Annotated[int | None, typer.Option("--seed")]
+StorageOption = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL.")]
+StudyOption = Annotated[str | None, typer.Option("--study-name", help="Resume/share a study.")]
+PolicyOption = Annotated[ProtectedPolicy | None, typer.Option(
+    "--protected", help="include or exclude protected attributes as model inputs.")]
+
+
+@app.command()
+def train(
+    data: DataOption = None,
+    trials: TrialsOption = None,
+    objective: ObjectiveOption = None,
+    seed: SeedOption = None,
+    storage: StorageOption = None,
+    study_name: StudyOption = None,
+    protected: PolicyOption = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="Also export this run's model to this folder.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose/--quiet")] = True,
+) -> None:
+    """Tune, train, evaluate, log to MLflow, register, gate and export a model."""
+    from credit_risk.train import result_summary
+    from credit_risk.train import train as run_training
+
+    _logging(verbose)
+    settings = get_settings(data_path=data, trials=trials, objective=objective, seed=seed,
+                            storage=storage, study_name=study_name, protected_policy=protected)
+    result = run_training(settings, output=output)
+    typer.echo(result_summary(result))
+    typer.echo(f"MLflow store: {settings.tracking_uri} (run {result.run_id}); "
+               f"champion export: {settings.model_dir}")
+
+
+@app.command()
+def predict(
+    input: Annotated[Path, typer.Option("--input", help="UCI-format or CSV file.")],
+    output: Annotated[Path, typer.Option("--output", help="CSV to write.")],
+    model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1)] = 100_000,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Score a file of applicants, streaming, into a CSV (probability, class, decision)."""
+    from tqdm import tqdm
+
+    from credit_risk.data import DataValidationError
+    from credit_risk.scoring import Scorer, predict_file
+
+    folder = model or get_settings().model_dir
+    scorer = Scorer.from_folder(folder)
+    with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
+        try:
+            rows = predict_file(scorer, input, output, chunk_rows, progress=bar.update)
+        except DataValidationError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from error
+    typer.echo(f"wrote {rows} rows to {output}")
+
+
+@app.command()
+def evaluate(
+    data: DataOption = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1)] = 5,
+    folds: Annotated[int, typer.Option("--folds", min=2)] = 5,
+    trials: Annotated[int, typer.Option("--trials", help="Inner Optuna trials per fold.")] = 15,
+    seed: SeedOption = None,
+    recipes: Annotated[str, typer.Option(help="Comma-separated: seed,logistic,tuned.")] = (
+        "seed,logistic,tuned"),
+) -> None:
+    """Repeated stratified CV report of the model recipes (tuning nested in each fold)."""
+    from credit_risk.report import format_table, repeated_cv_report
+
+    settings = get_settings(data_path=data, seed=seed)
+    rows = repeated_cv_report(settings, [r.strip() for r in recipes.split(",")], repeats,
+                              folds, trials)
+    typer.echo(format_table(rows, repeats, folds))
+
+
+@app.command()
+def info(model: Annotated[Path | None, typer.Option("--model")] = None) -> None:
+    """Show the exported champion's metadata and where the MLflow store is."""
+    import json
+
+    from credit_risk.registry import read_metadata
+
+    settings = get_settings()
+    folder = model or settings.model_dir
+    metadata = read_metadata(folder)
+    typer.echo(json.dumps({k: metadata[k] for k in (
+        "model_name", "model_version", "run_id", "trained_at", "objective", "threshold",
+        "test_metrics")}, indent=2))
+    typer.echo(f"exported model: {folder}; MLflow store: {settings.tracking_uri}")
+
+
+# --- commands added by other modules (serve, tune, flow, monitor) register below ---

@@ -1,0 +1,214 @@
+"""ETL: read applicant files (UCI format or CSV), validate against the schema, split.
+
+The UCI format is ``german.data``: space-separated, no header, the 20 attributes in codebook
+order, optionally followed by the class (1 good, 2 bad). A CSV has a header with the schema's
+column names (and optionally ``risk_class``). Every error names the file, the line, the column,
+the value and what was allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, TARGET, Kind
+
+UCI_COLUMNS: tuple[str, ...] = (*FEATURE_NAMES, TARGET)
+
+
+class DataValidationError(ValueError):
+    """Raised when a file does not match the schema; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Validated applicants and, when the file has it, the target (1 = bad, 0 = good)."""
+
+    features: pd.DataFrame
+    target: pd.Series | None
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: Path, expected: str) -> None:
+    """Fail clearly when a file's sha256 is not the expected one.
+
+    Raises:
+        DataValidationError: the file changed (or is another file).
+    """
+    actual = file_sha256(path)
+    if actual != expected:
+        raise DataValidationError(
+            f"{path}: sha256 {actual} does not match the expected {expected}; the raw data "
+            "file has been changed or replaced (data/raw is meant to stay as shipped)"
+        )
+
+
+def detect_format(path: Path) -> str:
+    """Return ``"csv"`` for a file whose first line is a header with schema names, else ``"uci"``."""
+    with path.open(encoding="utf-8") as handle:
+        first = handle.readline()
+    return "csv" if FEATURE_NAMES[0] in first and "," in first else "uci"
+
+
+def _fail(path: Path, line: int, column: str, value: object, allowed: str) -> DataValidationError:
+    return DataValidationError(
+        f"{path}, line {line}, column '{column}': value {value!r} is not allowed; "
+        f"expected {allowed}"
+    )
+
+
+def validate_frame(raw: pd.DataFrame, path: Path, first_line: int) -> Dataset:
+    """Validate raw text columns against the schema and convert them to typed columns.
+
+    Args:
+        raw: columns as read (strings); may include ``risk_class``.
+        path: the file the rows came from (for messages).
+        first_line: the file line number of ``raw``'s first row.
+
+    Returns:
+        Typed features (categoricals as str codes, numerics as int64) and the target if present.
+
+    Raises:
+        DataValidationError: the first problem found, with file, line, column, value, allowed.
+    """
+    missing = [name for name in FEATURE_NAMES if name not in raw.columns]
+    if missing:
+        raise DataValidationError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected columns "
+            f"{', '.join(FEATURE_NAMES)} (and optionally {TARGET})"
+        )
+    lines = np.arange(first_line, first_line + len(raw))
+    columns: dict[str, pd.Series] = {}
+    for attribute in ATTRIBUTES:
+        values = raw[attribute.name]
+        if attribute.kind is Kind.CATEGORICAL:
+            text = values.astype("str").str.strip()
+            bad = ~text.isin(list(attribute.codes))
+            if bad.any():
+                at = int(np.flatnonzero(bad.to_numpy())[0])
+                raise _fail(path, int(lines[at]), attribute.name, values.iloc[at],
+                            attribute.allowed())
+            columns[attribute.name] = text.astype("str")
+        else:
+            numbers = pd.to_numeric(values, errors="coerce")
+            as_float = numbers.to_numpy(dtype="float64", na_value=np.nan)
+            bad = (
+                np.isnan(as_float)
+                | (as_float != np.round(as_float))
+                | (as_float < float(attribute.minimum or 0))
+                | (as_float > float(attribute.maximum or 0))
+            )
+            if bad.any():
+                at = int(np.flatnonzero(bad)[0])
+                raise _fail(path, int(lines[at]), attribute.name, values.iloc[at],
+                            attribute.allowed())
+            columns[attribute.name] = pd.Series(as_float.astype("int64"), index=raw.index)
+    features = pd.DataFrame(columns, index=raw.index).reset_index(drop=True)
+    target = None
+    if TARGET in raw.columns:
+        labels = pd.to_numeric(raw[TARGET], errors="coerce").to_numpy(dtype="float64",
+                                                                      na_value=np.nan)
+        bad = ~np.isin(labels, list(CLASS_LABELS))
+        if bad.any():
+            at = int(np.flatnonzero(bad)[0])
+            raise _fail(path, int(lines[at]), TARGET, raw[TARGET].iloc[at],
+                        "1 (good) or 2 (bad)")
+        target = pd.Series((labels == BAD).astype("int64"), name="is_bad")
+    return Dataset(features=features, target=target)
+
+
+def _uci_names(n_columns: int, path: Path) -> list[str]:
+    if n_columns == len(FEATURE_NAMES):
+        return list(FEATURE_NAMES)
+    if n_columns == len(UCI_COLUMNS):
+        return list(UCI_COLUMNS)
+    raise DataValidationError(
+        f"{path}, line 1: {n_columns} space-separated values; the UCI format has 20 attributes "
+        "(optionally followed by the class 1/2)"
+    )
+
+
+def iter_applicants(path: Path, chunk_rows: int = 100_000) -> Iterator[Dataset]:
+    """Read and validate a file in chunks of rows, in constant memory.
+
+    Args:
+        path: UCI-format or CSV file.
+        chunk_rows: rows per chunk.
+
+    Yields:
+        Validated chunks, in file order.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError(f"{path}: file not found")
+    fmt = detect_format(path)
+    if fmt == "csv":
+        reader = pd.read_csv(path, dtype="str", chunksize=chunk_rows, skipinitialspace=True)
+        first_line = 2  # line 1 is the header
+    else:
+        with path.open(encoding="utf-8") as handle:
+            n_columns = len(handle.readline().split())
+        reader = pd.read_csv(path, sep=r"\s+", header=None, dtype="str",
+                             names=_uci_names(n_columns, path), chunksize=chunk_rows,
+                             engine="c")
+        first_line = 1
+    try:
+        for chunk in reader:
+            yield validate_frame(chunk, path, first_line)
+            first_line += len(chunk)
+    except pd.errors.ParserError as error:
+        raise DataValidationError(f"{path}: cannot be parsed: {error}") from error
+
+
+def read_applicants(path: Path, expected_sha256: str | None = None) -> Dataset:
+    """Read and validate a whole file.
+
+    Args:
+        path: UCI-format or CSV file.
+        expected_sha256: when given, the file must have this sha256.
+
+    Returns:
+        The validated dataset.
+    """
+    path = Path(path)
+    if expected_sha256 is not None and path.exists():
+        verify_checksum(path, expected_sha256)
+    chunks = list(iter_applicants(path))
+    if not chunks:
+        raise DataValidationError(f"{path}: no rows")
+    features = pd.concat([c.features for c in chunks], ignore_index=True)
+    targets = [c.target for c in chunks]
+    target = None if targets[0] is None else pd.concat(targets, ignore_index=True)
+    return Dataset(features=features, target=target)
+
+
+def split_dataset(
+    dataset: Dataset, test_size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    """Stratified train/test split.
+
+    Returns:
+        ``x_train, x_test, y_train, y_test`` with fresh 0..n-1 indexes.
+    """
+    if dataset.target is None:
+        raise DataValidationError(f"the data has no {TARGET} column; training needs the class")
+    x_train, x_test, y_train, y_test = train_test_split(
+        dataset.features, dataset.target, test_size=test_size, random_state=seed,
+        stratify=dataset.target,
+    )
+    return (x_train.reset_index(drop=True), x_test.reset_index(drop=True),
+            y_train.reset_index(drop=True), y_test.reset_index(drop=True))

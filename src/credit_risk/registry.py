@@ -1,0 +1,141 @@
+"""MLflow tracking and registry: experiment set-up, champion alias, promotion gate, export.
+
+The exported folder is self-contained: ``model/`` (an MLflow model in the sklearn flavour,
+serialised with skops, with the package's code bundled) and ``metadata.json`` (threshold,
+version, metrics...). Serving loads it without any MLflow server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from credit_risk.config import Settings
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "metadata.json"
+MODEL_SUBDIR = "model"
+THRESHOLD_TAG = "threshold"
+
+
+def _is_local_store(tracking_uri: str) -> bool:
+    scheme = urlparse(tracking_uri).scheme
+    return scheme in ("", "file", "sqlite") or tracking_uri.startswith(("postgresql", "mysql"))
+
+
+def configure_mlflow(settings: Settings) -> MlflowClient:
+    """Point MLflow at the settings' store and make sure the experiment exists.
+
+    With a database or file store, artifacts go to ``settings.artifact_location``; with a
+    tracking server the server decides.
+    """
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        location = None
+        if _is_local_store(settings.tracking_uri):
+            location = Path(settings.artifact_location).resolve().as_uri()
+        try:
+            client.create_experiment(settings.experiment_name, artifact_location=location)
+        except MlflowException:  # created concurrently by another process
+            pass
+    mlflow.set_experiment(settings.experiment_name)
+    return client
+
+
+def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version holding the alias, or None when there is no champion yet."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+
+
+def promotion_gate(
+    metric: str,
+    challenger: float,
+    champion: float | None,
+    higher_is_better: bool,
+    limits_failed: list[str] | None = None,
+) -> GateDecision:
+    """Decide whether the challenger takes the alias. A tie or worse keeps the champion.
+
+    Args:
+        metric: name of the compared metric (for the reason).
+        challenger: challenger's value on the evaluation data.
+        champion: champion's value on the same data, or None without a champion.
+        higher_is_better: direction of the metric.
+        limits_failed: extra gate conditions the challenger failed (e.g. fairness limits).
+    """
+    if limits_failed:
+        return GateDecision(False, "challenger fails gate limits: " + "; ".join(limits_failed))
+    if champion is None:
+        return GateDecision(True, "no champion yet")
+    better = challenger > champion if higher_is_better else challenger < champion
+    relation = "better than" if better else ("ties" if challenger == champion else "worse than")
+    verdict = "promoted" if better else "champion kept"
+    return GateDecision(
+        better,
+        f"{verdict}: challenger {metric}={challenger:.4f} {relation} champion "
+        f"{metric}={champion:.4f} on the same test split",
+    )
+
+
+def export_model(model_uri: str, metadata: dict[str, Any], folder: Path) -> Path:
+    """Copy a logged model and its metadata into a self-contained folder, atomically.
+
+    The new folder is assembled beside the target and swapped in, so a reader never sees a
+    half-written model.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(staging / "dl"))
+    (staging / "dl").rename(staging / MODEL_SUBDIR)
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    old = folder.with_name(f".{folder.name}-old")
+    if old.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    log.info("exported %s to %s", model_uri, folder)
+    return folder
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """The metadata of an exported model folder."""
+    path = Path(folder) / METADATA_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{folder} is not an exported model (no {METADATA_FILE}); train one with "
+            "`credit-risk train` or `make train`"
+        )
+    return json.loads(path.read_text())
+
+
+def load_exported(folder: Path) -> tuple[Any, dict[str, Any]]:
+    """Load an exported model folder: the fitted pipeline and its metadata."""
+    metadata = read_metadata(folder)
+    pipeline = mlflow.sklearn.load_model(str(Path(folder) / MODEL_SUBDIR))
+    return pipeline, metadata

@@ -1,0 +1,229 @@
+"""The training run: split -> tune -> refit -> evaluate -> log -> register -> gate -> export."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from credit_risk import __version__
+from credit_risk.config import (
+    DEFAULT_DATA,
+    GERMAN_DATA_SHA256,
+    Objective,
+    ProtectedPolicy,
+    Settings,
+)
+from credit_risk.data import Dataset, file_sha256, read_applicants, split_dataset
+from credit_risk.evaluate import (
+    classification_metrics,
+    confusion,
+    save_plots,
+    summarise,
+)
+from credit_risk.model import SKOPS_TRUSTED_TYPES, build_pipeline
+from credit_risk.registry import (
+    THRESHOLD_TAG,
+    GateDecision,
+    champion_version,
+    configure_mlflow,
+    export_model,
+    promotion_gate,
+)
+from credit_risk.tune import costs_of, cross_validate, tune
+
+log = logging.getLogger(__name__)
+
+# The metric the promotion gate compares, per objective, and whether higher is better.
+GATE_METRIC: dict[Objective, tuple[str, bool]] = {
+    Objective.COST: ("cost", False),
+    Objective.RECALL: ("recall_bad", True),
+    Objective.AUC: ("roc_auc", True),
+}
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced."""
+
+    run_id: str
+    model_uri: str
+    model_name: str
+    version: str
+    params: dict[str, Any]
+    threshold: float
+    test_metrics: dict[str, float]
+    cv_metrics: dict[str, float]
+    gate: GateDecision
+    champion_version: str
+    exported_to: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def load_training_data(settings: Settings) -> Dataset:
+    """Read the training file; the shipped german.data must also match its checksum."""
+    shipped = Path(settings.data_path).resolve() == DEFAULT_DATA.resolve()
+    return read_applicants(settings.data_path, GERMAN_DATA_SHA256 if shipped else None)
+
+
+def feature_importances(pipeline: Any) -> dict[str, float]:
+    """Impurity importances of the encoded features, by encoded feature name."""
+    names = pipeline.named_steps["encode"].get_feature_names_out()
+    values = pipeline.named_steps["classifier"].feature_importances_
+    return {str(n): float(v) for n, v in zip(names, values, strict=True)}
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}{name}": value for name, value in metrics.items()}
+
+
+def train(settings: Settings, params: dict[str, Any] | None = None,
+          output: Path | None = None) -> TrainingResult:
+    """Run one training run end to end.
+
+    Args:
+        settings: all configuration (data, seed, objective, trials, stores).
+        params: fixed classifier hyperparameters; None runs the Optuna search.
+        output: also export this run's model (champion or not) to this folder.
+
+    Returns:
+        The run's ids, metrics, and the promotion decision.
+    """
+    started = time.perf_counter()
+    dataset = load_training_data(settings)
+    x_train, x_test, y_train, y_test = split_dataset(dataset, settings.test_size, settings.seed)
+    costs = costs_of(settings)
+    drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
+
+    study = None
+    if params is None:
+        study = tune(x_train, y_train, settings)
+        params = dict(study.best_params)
+        log.info("best CV %s=%.4f with %s", settings.objective.value, study.best_value, params)
+
+    cv = cross_validate(params, x_train, y_train, settings)
+    threshold = cv.threshold
+    pipeline = build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
+    pipeline.fit(x_train, y_train.to_numpy())
+    probability = pipeline.predict_proba(x_test)[:, 1]
+    test_metrics = classification_metrics(y_test.to_numpy(), probability, threshold, costs)
+    cv_metrics = summarise(cv.per_fold)
+    matrix = confusion(y_test.to_numpy(), probability, threshold)
+
+    client = configure_mlflow(settings)
+    name = settings.registered_model_name
+    with mlflow.start_run(run_name=f"train-{settings.objective.value}") as run:
+        mlflow.log_params({**params, "seed": settings.seed, "objective": settings.objective.value,
+                           "cv_folds": settings.cv_folds, "test_size": settings.test_size,
+                           "trials": settings.trials if study else 0,
+                           "protected_policy": settings.protected_policy.value,
+                           "cost_bad_accepted": costs.bad_accepted,
+                           "cost_good_rejected": costs.good_rejected})
+        mlflow.log_metrics({**_prefixed("cv_", cv_metrics), **_prefixed("test_", test_metrics),
+                            "threshold": threshold})
+        mlflow.set_tags({"data_sha256": file_sha256(Path(settings.data_path)),
+                         "data_path": str(settings.data_path), "package_version": __version__})
+        mlflow.log_dict(matrix, "confusion_matrix.json")
+        if study is not None:
+            mlflow.log_metric("study_best_value", float(study.best_value))
+            mlflow.set_tag("study_name", study.study_name)
+        with tempfile.TemporaryDirectory() as folder:
+            save_plots(y_test.to_numpy(), probability, threshold,
+                       feature_importances(pipeline), Path(folder))
+            mlflow.log_artifacts(folder, "plots")
+        example = x_train.head(3)
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(example, pipeline.predict(example)),
+            input_example=example,
+            registered_model_name=name,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
+        version = str(info.registered_model_version)
+        client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
+        client.set_model_version_tag(name, version, "objective", settings.objective.value)
+
+        gate = _gate(client, settings, x_test, y_test, test_metrics)
+        log.info("promotion gate for %s v%s: %s", name, version, gate.reason)
+        mlflow.set_tag("promotion", gate.reason)
+        if gate.promote:
+            client.set_registered_model_alias(name, settings.champion_alias, version)
+        champion = champion_version(client, name, settings.champion_alias)
+        champion_number = champion.version if champion else version
+
+    metadata = {
+        "model_name": name,
+        "model_version": version,
+        "run_id": run.info.run_id,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "objective": settings.objective.value,
+        "threshold": threshold,
+        "cost_matrix": {"bad_accepted": costs.bad_accepted, "good_rejected": costs.good_rejected},
+        "protected_policy": settings.protected_policy.value,
+        "params": params,
+        "seed": settings.seed,
+        "test_metrics": test_metrics,
+        "cv_metrics": cv_metrics,
+        "confusion_matrix": matrix,
+        "data_sha256": file_sha256(Path(settings.data_path)),
+        "package_version": __version__,
+    }
+    exported: list[Path] = []
+    if output is not None:
+        exported.append(export_model(info.model_uri, metadata, output))
+    if gate.promote:
+        exported.append(export_model(info.model_uri, metadata, settings.model_dir))
+    return TrainingResult(
+        run_id=run.info.run_id, model_uri=info.model_uri, model_name=name, version=version,
+        params=params, threshold=threshold, test_metrics=test_metrics, cv_metrics=cv_metrics,
+        gate=gate, champion_version=str(champion_number), exported_to=exported,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _gate(client: Any, settings: Settings, x_test: pd.DataFrame, y_test: pd.Series,
+          challenger_metrics: dict[str, float]) -> GateDecision:
+    """Score the current champion on this run's test split and compare."""
+    metric, higher_is_better = GATE_METRIC[settings.objective]
+    current = champion_version(client, settings.registered_model_name, settings.champion_alias)
+    if current is None:
+        return promotion_gate(metric, challenger_metrics[metric], None, higher_is_better)
+    champion = mlflow.sklearn.load_model(
+        f"models:/{settings.registered_model_name}@{settings.champion_alias}"
+    )
+    champion_threshold = float(current.tags.get(THRESHOLD_TAG, 0.5))
+    champion_probability = champion.predict_proba(x_test)[:, 1]
+    champion_metrics = classification_metrics(
+        y_test.to_numpy(), champion_probability, champion_threshold, costs_of(settings)
+    )
+    return promotion_gate(metric, challenger_metrics[metric], champion_metrics[metric],
+                          higher_is_better)
+
+
+def result_summary(result: TrainingResult) -> str:
+    """Readable summary of a run, for the CLI."""
+    lines = [
+        f"run {result.run_id}  model {result.model_name} v{result.version} "
+        f"({result.seconds:.1f} s)",
+        f"threshold {result.threshold:.4f}  params {json.dumps(result.params)}",
+        "test:  " + "  ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items()),
+        "cv:    " + "  ".join(
+            f"{k[:-5]}={v:.4f}±{result.cv_metrics[k[:-5] + '_std']:.4f}"
+            for k, v in result.cv_metrics.items() if k.endswith("_mean")
+        ),
+        f"gate:  {result.gate.reason}; champion is v{result.champion_version}",
+    ]
+    lines += [f"exported to {path}" for path in result.exported_to]
+    return "\n".join(lines)
+
+

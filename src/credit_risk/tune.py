@@ -1,0 +1,160 @@
+"""Optuna hyperparameter search scored by stratified k-fold CV on the training split.
+
+The forest balances classes by undersampling inside each tree's bootstrap, so resampling only
+ever sees training folds. ``trials`` is the number of finished trials the study should reach:
+re-running with the same ``--storage``/``--study-name`` resumes, and several workers sharing
+one storage stop together once the study has that many.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from credit_risk.config import Objective, ProtectedPolicy, Settings
+from credit_risk.evaluate import CostMatrix, classification_metrics, cost_optimal_threshold
+from credit_risk.model import build_pipeline, suggest_params
+
+log = logging.getLogger(__name__)
+
+# Threshold used by the seed's recall objective.
+SEED_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Out-of-fold probabilities, the chosen threshold and per-fold metrics at it."""
+
+    probability: np.ndarray
+    threshold: float
+    per_fold: list[dict[str, float]]
+
+
+def costs_of(settings: Settings) -> CostMatrix:
+    return CostMatrix(settings.cost_bad_accepted, settings.cost_good_rejected)
+
+
+def choose_threshold(
+    objective: Objective, y: np.ndarray, probability: np.ndarray, costs: CostMatrix
+) -> float:
+    """The recall objective keeps the seed's 0.5; the others use the cost-optimal threshold."""
+    if objective is Objective.RECALL:
+        return SEED_THRESHOLD
+    return cost_optimal_threshold(y, probability, costs)[0]
+
+
+def objective_value(objective: Objective, y: np.ndarray, probability: np.ndarray,
+                    costs: CostMatrix) -> float:
+    """Score of out-of-fold predictions under an objective."""
+    threshold = choose_threshold(objective, y, probability, costs)
+    metrics = classification_metrics(y, probability, threshold, costs)
+    return {Objective.COST: metrics["cost"], Objective.RECALL: metrics["recall_bad"],
+            Objective.AUC: metrics["roc_auc"]}[objective]
+
+
+def direction(objective: Objective) -> str:
+    return "minimize" if objective is Objective.COST else "maximize"
+
+
+def folds(settings: Settings) -> StratifiedKFold:
+    return StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed)
+
+
+def cross_validate(
+    params: dict[str, Any],
+    x: pd.DataFrame,
+    y: pd.Series,
+    settings: Settings,
+    trial: optuna.Trial | None = None,
+) -> CrossValidation:
+    """Stratified k-fold CV of the pipeline with ``params``.
+
+    With a ``trial``, reports the objective on the folds seen so far after each fold and
+    raises ``optuna.TrialPruned`` when the pruner says so.
+    """
+    costs = costs_of(settings)
+    y_array = y.to_numpy()
+    probability = np.full(len(y), np.nan)
+    seen = np.zeros(len(y), dtype=bool)
+    fold_indices = list(folds(settings).split(x, y_array))
+    drop = settings.protected_policy is ProtectedPolicy.EXCLUDE
+    for step, (train_index, test_index) in enumerate(fold_indices):
+        pipeline = build_pipeline(params, settings.seed, drop, settings.n_jobs)
+        pipeline.fit(x.iloc[train_index], y_array[train_index])
+        probability[test_index] = pipeline.predict_proba(x.iloc[test_index])[:, 1]
+        seen[test_index] = True
+        if trial is not None and step < len(fold_indices) - 1:
+            partial = objective_value(settings.objective, y_array[seen], probability[seen], costs)
+            trial.report(partial, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+    threshold = choose_threshold(settings.objective, y_array, probability, costs)
+    per_fold = [
+        classification_metrics(y_array[test_index], probability[test_index], threshold, costs)
+        for _, test_index in fold_indices
+    ]
+    return CrossValidation(probability=probability, threshold=threshold, per_fold=per_fold)
+
+
+def create_study(settings: Settings) -> optuna.Study:
+    """A seeded-TPE study with median pruning, in memory or in ``settings.storage``."""
+    return optuna.create_study(
+        study_name=settings.study_name,
+        storage=settings.storage,
+        load_if_exists=settings.study_name is not None,
+        direction=direction(settings.objective),
+        sampler=optuna.samplers.TPESampler(seed=settings.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+    )
+
+
+def finished_trials(study: optuna.Study) -> int:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def tune(x: pd.DataFrame, y: pd.Series, settings: Settings,
+         study: optuna.Study | None = None) -> optuna.Study:
+    """Run the search until the study has ``settings.trials`` finished trials.
+
+    Args:
+        x, y: the training split (y: 1 = bad).
+        settings: objective, folds, seed, storage, trials.
+        study: an existing study (default: :func:`create_study`).
+
+    Returns:
+        The study; ``study.best_params`` are classifier keyword arguments.
+    """
+    study = study or create_study(settings)
+    costs = costs_of(settings)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest_params(trial)
+        result = cross_validate(params, x, y, settings, trial)
+        value = objective_value(settings.objective, y.to_numpy(), result.probability, costs)
+        trial.set_user_attr("threshold", result.threshold)
+        return value
+
+    remaining = settings.trials - finished_trials(study)
+    if remaining <= 0:
+        log.info("study %s already has %d finished trials", study.study_name,
+                 finished_trials(study))
+        return study
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    study.optimize(
+        objective,
+        n_trials=remaining,
+        timeout=settings.timeout_seconds,
+        callbacks=[optuna.study.MaxTrialsCallback(settings.trials, states=states)],
+        show_progress_bar=sys.stderr.isatty(),
+        gc_after_trial=False,
+    )
+    return study
