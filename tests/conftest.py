@@ -1,0 +1,55 @@
+"""Shared fixtures: settings pointing at temporary stores, and one small trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from credit_risk.config import Settings, get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "raw" / "german.data"
+
+# Small, fixed hyperparameters so fixtures train in seconds (no search).
+FAST_PARAMS: dict[str, Any] = {"n_estimators": 60, "max_depth": 8, "min_samples_leaf": 3,
+                               "max_features": 0.4}
+
+
+def make_settings(folder: Path, **overrides: Any) -> Settings:
+    """Settings whose MLflow store, artifacts and export live under ``folder``."""
+    values: dict[str, Any] = {
+        "data_path": DATA,
+        "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
+        "artifact_location": str(folder / "mlruns"),
+        "model_dir": folder / "models" / "champion",
+        "trials": 3,
+    }
+    values.update(overrides)
+    return get_settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any]:
+    """One model trained with FAST_PARAMS into a session-wide temporary MLflow store.
+
+    Returns ``(settings, TrainingResult)``; the champion is exported to ``settings.model_dir``.
+    """
+    from credit_risk.train import train
+
+    folder = tmp_path_factory.mktemp("trained")
+    settings = make_settings(folder)
+    result = train(settings, params=FAST_PARAMS)
+    return settings, result
+
+
+@pytest.fixture(scope="session")
+def model_dir(trained: tuple[Settings, Any]) -> Path:
+    """Folder of the exported champion trained by the ``trained`` fixture."""
+    return trained[0].model_dir
