@@ -117,3 +117,82 @@ def info(model: Annotated[Path | None, typer.Option("--model")] = None) -> None:
 
 
 # --- commands added by other modules (serve, tune, flow, monitor) register below ---
+
+
+@app.command()
+def tune(
+    data: DataOption = None,
+    trials: TrialsOption = None,
+    objective: ObjectiveOption = None,
+    seed: SeedOption = None,
+    storage: StorageOption = None,
+    study_name: StudyOption = None,
+    protected: PolicyOption = None,
+    n_jobs: Annotated[int | None, typer.Option(
+        "--n-jobs", help="Cores for the forest in this worker (-1 = all).")] = None,
+    sampler_seed: Annotated[int | None, typer.Option(
+        "--sampler-seed", help="TPE seed of this worker (default: differs per process).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose/--quiet")] = True,
+) -> None:
+    """Run one tuning worker: start it N times with the same --storage and --study-name."""
+    import os
+
+    from credit_risk.train import split_training_data
+    from credit_risk.tune import finished_trials
+    from credit_risk.tune import tune as run_tuning
+
+    _logging(verbose)
+    settings = get_settings(data_path=data, trials=trials, objective=objective, seed=seed,
+                            storage=storage, study_name=study_name, protected_policy=protected,
+                            n_jobs=n_jobs)
+    if settings.storage and sampler_seed is None:
+        # Workers sharing a study must not draw the same random start-up points.
+        sampler_seed = settings.seed * 100_003 + os.getpid()
+    if sampler_seed is not None:
+        settings = settings.model_copy(update={"sampler_seed": sampler_seed})
+    split = split_training_data(settings)
+    study = run_tuning(split.x_train, split.y_train, settings)
+    typer.echo(f"study {study.study_name}: {finished_trials(study)} finished trials; "
+               f"best {settings.objective.value}={study.best_value:.4f} "
+               f"with {study.best_params}")
+
+
+flow_app = typer.Typer(help="Prefect training flow: run once or serve on a schedule.",
+                       no_args_is_help=True)
+app.add_typer(flow_app, name="flow")
+
+
+@flow_app.command("run")
+def flow_run(
+    data: DataOption = None,
+    trials: TrialsOption = None,
+    objective: ObjectiveOption = None,
+    seed: SeedOption = None,
+    storage: StorageOption = None,
+    study_name: StudyOption = None,
+    protected: PolicyOption = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="Also export this run's model to this folder.")] = None,
+) -> None:
+    """Run the training flow once (a temporary Prefect server starts if none is configured)."""
+    import json
+
+    from credit_risk.flows import training_flow
+
+    _logging(True)
+    settings = get_settings(data_path=data, trials=trials, objective=objective, seed=seed,
+                            storage=storage, study_name=study_name, protected_policy=protected)
+    result = training_flow(settings, output=str(output) if output else None)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@flow_app.command("serve")
+def flow_serve(
+    cron: Annotated[str, typer.Option("--cron", help="Schedule (cron, UTC).")] = "0 3 * * 1",
+    name: Annotated[str, typer.Option("--name", help="Deployment name.")] = "weekly-retraining",
+) -> None:
+    """Serve the scheduled retraining deployment from this process (needs a Prefect server)."""
+    from credit_risk.flows import serve_weekly
+
+    _logging(True)
+    serve_weekly(cron, name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,31 @@ class Settings(BaseSettings):
 
     # Where the exported champion lives (self-contained; serving needs no MLflow server).
     model_dir: Path = Path("models/champion")
+
+    # Distributed tuning (database storage): a worker silent this long has died; its trial is
+    # marked FAIL and retried up to trial_max_retry times with the same parameters.
+    heartbeat_seconds: int = Field(10, ge=1)
+    heartbeat_grace_seconds: int = Field(30, ge=2)
+    trial_max_retry: int = Field(3, ge=0)
+    # TPE seed of one tuning worker; None uses ``seed`` (workers sharing a study need their own).
+    sampler_seed: int | None = None
+    # Prefect: retries of tasks that touch the tracking server or the study database.
+    task_retries: int = Field(3, ge=0)
+    task_retry_delay_seconds: float = Field(5.0, ge=0)
+
+    # Responsible AI (fairness, calibration, drift): see fairness.py, model.py, monitor.py.
+    # Calibration of probability_bad inside the fitted pipeline, on out-of-fold scores.
+    calibration: Literal["none", "sigmoid", "isotonic"] = "sigmoid"
+    calibration_folds: int = Field(3, ge=2)
+    # Optional promotion-gate limits on the test split's fairness audit (None = no limit).
+    fairness_min_disparate_impact: float | None = Field(None, ge=0, le=1)
+    fairness_max_equalized_odds_difference: float | None = Field(None, ge=0, le=1)
+    # Drift monitor: PSI bands (0.1 watch, 0.25 act); the run fails past psi_limit or when a
+    # numeric attribute's KS test p-value falls below monitor_p_value.
+    monitor_psi_limit: float = Field(0.25, gt=0)
+    monitor_p_value: float = Field(0.01, gt=0, lt=1)
+    monitor_min_rows: int = Field(50, ge=1)
+    monitor_report: Path = Path("reports/monitor.html")
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -103,16 +103,47 @@ def cross_validate(
     return CrossValidation(probability=probability, threshold=threshold, per_fold=per_fold)
 
 
+def create_storage(settings: Settings) -> optuna.storages.BaseStorage | None:
+    """The study's storage: None (in memory), or an RDB storage with trial heartbeats.
+
+    With a database URL, every running trial writes a heartbeat; a trial whose worker died
+    (no heartbeat for ``heartbeat_grace_seconds``) is marked FAIL by the next worker that
+    starts a trial, and ``RetryFailedTrialCallback`` enqueues it again with the same
+    parameters, so a killed worker leaves neither a RUNNING trial nor a gap in the count.
+    """
+    if not settings.storage:
+        return None
+    if not settings.storage.startswith(("postgresql", "mysql", "sqlite")):
+        return optuna.storages.get_storage(settings.storage)
+    return optuna.storages.RDBStorage(
+        settings.storage,
+        heartbeat_interval=settings.heartbeat_seconds,
+        grace_period=settings.heartbeat_grace_seconds,
+        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(
+            max_retry=settings.trial_max_retry),
+        engine_kwargs={"pool_pre_ping": True},
+    )
+
+
 def create_study(settings: Settings) -> optuna.Study:
     """A seeded-TPE study with median pruning, in memory or in ``settings.storage``."""
     return optuna.create_study(
         study_name=settings.study_name,
-        storage=settings.storage,
+        storage=create_storage(settings),
         load_if_exists=settings.study_name is not None,
         direction=direction(settings.objective),
-        sampler=optuna.samplers.TPESampler(seed=settings.seed),
+        sampler=optuna.samplers.TPESampler(
+            seed=settings.seed if settings.sampler_seed is None else settings.sampler_seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
     )
+
+
+def load_study(settings: Settings) -> optuna.Study:
+    """An existing stored study (``settings.storage`` and ``settings.study_name``)."""
+    storage = create_storage(settings)
+    if storage is None or settings.study_name is None:
+        raise ValueError("loading a study needs both a storage URL and a study name")
+    return optuna.load_study(study_name=settings.study_name, storage=storage)
 
 
 def finished_trials(study: optuna.Study) -> int:
