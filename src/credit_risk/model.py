@@ -7,6 +7,7 @@ from typing import Any
 import optuna
 from imblearn.ensemble import BalancedRandomForestClassifier
 from imblearn.pipeline import Pipeline
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -41,6 +42,16 @@ SKOPS_TRUSTED_TYPES: list[str] = [
 # The seed's recipe: BalancedRandomForest with imbalanced-learn's defaults.
 SEED_PARAMS: dict[str, Any] = {}
 
+# Balanced undersampling trains each tree on a 50/50 sample, so the forest's raw scores
+# overstate the 30 % bad rate. A calibrator fitted on out-of-fold scores maps them back, so
+# ``probability_bad`` means what it says. Pipeline-level keys in ``params`` (not forest
+# hyperparameters): the method (none | sigmoid | isotonic) and its number of folds.
+CALIBRATION_KEY = "calibration"
+CALIBRATION_FOLDS_KEY = "calibration_folds"
+CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
+DEFAULT_CALIBRATION = "sigmoid"
+DEFAULT_CALIBRATION_FOLDS = 3
+
 
 def build_encoder(drop_protected: bool, scale_numeric: bool = False) -> ColumnTransformer:
     """One-hot encode categoricals over the codebook's full code lists; pass numerics through."""
@@ -62,15 +73,30 @@ def build_encoder(drop_protected: bool, scale_numeric: bool = False) -> ColumnTr
 def build_pipeline(
     params: dict[str, Any], seed: int, drop_protected: bool = False, n_jobs: int = -1
 ) -> Pipeline:
-    """The training pipeline around a BalancedRandomForestClassifier.
+    """The training pipeline around a (calibrated) BalancedRandomForestClassifier.
 
     Args:
-        params: classifier hyperparameters (see :func:`suggest_params`); empty = library defaults.
+        params: classifier hyperparameters (see :func:`suggest_params`); empty = library
+            defaults. Optional pipeline-level keys: ``calibration`` (none | sigmoid |
+            isotonic, default :data:`DEFAULT_CALIBRATION`) and ``calibration_folds``.
         seed: random state of the forest.
         drop_protected: protected-attribute policy (see :class:`FeatureEngineer`).
         n_jobs: cores for the forest.
     """
-    classifier = BalancedRandomForestClassifier(random_state=seed, n_jobs=n_jobs, **params)
+    forest_params = {k: v for k, v in params.items()
+                     if k not in (CALIBRATION_KEY, CALIBRATION_FOLDS_KEY)}
+    method = str(params.get(CALIBRATION_KEY, DEFAULT_CALIBRATION))
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration must be one of {CALIBRATION_METHODS}, not {method!r}")
+    classifier: Any = BalancedRandomForestClassifier(random_state=seed, n_jobs=n_jobs,
+                                                     **forest_params)
+    if method != "none":
+        # ensemble=False: the calibrator learns from out-of-fold scores, then one forest is
+        # refitted on all rows, so serving evaluates one forest, not one per fold.
+        classifier = CalibratedClassifierCV(
+            classifier, method=method, ensemble=False,
+            cv=int(params.get(CALIBRATION_FOLDS_KEY, DEFAULT_CALIBRATION_FOLDS)),
+        )
     return Pipeline(
         [
             ("features", FeatureEngineer(drop_protected=drop_protected)),
@@ -78,6 +104,20 @@ def build_pipeline(
             ("classifier", classifier),
         ]
     )
+
+
+def forests_of(classifier: Any) -> list[Any]:
+    """The fitted forests inside the classifier step (one, or one per calibration fold)."""
+    if isinstance(classifier, CalibratedClassifierCV):
+        return [c.estimator for c in classifier.calibrated_classifiers_]
+    return [classifier]
+
+
+def classifier_importances(classifier: Any) -> Any:
+    """Impurity importances of the classifier step, averaged over its forests."""
+    import numpy as np
+
+    return np.mean([forest.feature_importances_ for forest in forests_of(classifier)], axis=0)
 
 
 def build_logistic_pipeline(seed: int, drop_protected: bool = False) -> Pipeline:
