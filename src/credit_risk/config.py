@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     # Where the exported champion lives (self-contained; serving needs no MLflow server).
     model_dir: Path = Path("models/champion")
 
+    # Distributed tuning (database storage): a worker silent this long has died; its trial is
+    # marked FAIL and retried up to trial_max_retry times with the same parameters.
+    heartbeat_seconds: int = Field(10, ge=1)
+    heartbeat_grace_seconds: int = Field(30, ge=2)
+    trial_max_retry: int = Field(3, ge=0)
+    # TPE seed of one tuning worker; None uses ``seed`` (workers sharing a study need their own).
+    sampler_seed: int | None = None
+    # Prefect: retries of tasks that touch the tracking server or the study database.
+    task_retries: int = Field(3, ge=0)
+    task_retry_delay_seconds: float = Field(5.0, ge=0)
+
     # Responsible AI (fairness, calibration, drift): see fairness.py, model.py, monitor.py.
     # Calibration of probability_bad inside the fitted pipeline, on out-of-fold scores.
     calibration: Literal["none", "sigmoid", "isotonic"] = "sigmoid"

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+import optuna
 import pandas as pd
 from mlflow.models import infer_signature
 
@@ -39,7 +41,7 @@ from credit_risk.registry import (
     export_model,
     promotion_gate,
 )
-from credit_risk.tune import costs_of, cross_validate, tune
+from credit_risk.tune import costs_of, cross_validate, load_study, tune
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,175 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}{name}": value for name, value in metrics.items()}
 
 
+@dataclass(frozen=True)
+class Split:
+    """The training and test splits of one data file."""
+
+    x_train: pd.DataFrame
+    x_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+@dataclass
+class Evaluation:
+    """A pipeline fitted on the training split, its threshold and its metrics."""
+
+    pipeline: Any
+    params: dict[str, Any]
+    threshold: float
+    probability: np.ndarray
+    test_metrics: dict[str, float]
+    cv_metrics: dict[str, float]
+    matrix: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """An MLflow run holding a logged (not yet registered) model."""
+
+    run_id: str
+    model_uri: str
+
+
+def split_training_data(settings: Settings) -> Split:
+    """Read and validate the training file, then split it (stratified, seeded)."""
+    dataset = load_training_data(settings)
+    return Split(*split_dataset(dataset, settings.test_size, settings.seed))
+
+
+def search_params(settings: Settings, split: Split) -> tuple[dict[str, Any], optuna.Study | None]:
+    """Tune on the training split; with ``trials=0`` and a named stored study, reuse its best.
+
+    Returns:
+        The classifier parameters and the study (None when no study was used).
+    """
+    if settings.trials == 0 and settings.study_name is not None and settings.storage:
+        study = load_study(settings)
+        log.info("using the best of %d trials of study %s", len(study.trials), study.study_name)
+    else:
+        study = tune(split.x_train, split.y_train, settings)
+    params = dict(study.best_params)
+    log.info("best CV %s=%.4f with %s", settings.objective.value, study.best_value, params)
+    return params, study
+
+
+def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Evaluation:
+    """Choose the threshold on out-of-fold predictions, refit on the training split, test."""
+    costs = costs_of(settings)
+    drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
+    cv = cross_validate(params, split.x_train, split.y_train, settings)
+    pipeline = build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
+    pipeline.fit(split.x_train, split.y_train.to_numpy())
+    probability = pipeline.predict_proba(split.x_test)[:, 1]
+    y_test = split.y_test.to_numpy()
+    return Evaluation(
+        pipeline=pipeline, params=params, threshold=cv.threshold, probability=probability,
+        test_metrics=classification_metrics(y_test, probability, cv.threshold, costs),
+        cv_metrics=summarise(cv.per_fold),
+        matrix=confusion(y_test, probability, cv.threshold),
+    )
+
+
+def log_run(settings: Settings, evaluation: Evaluation, split: Split,
+            study: optuna.Study | None) -> LoggedRun:
+    """Log parameters, metrics, plots and the model to a new MLflow run."""
+    configure_mlflow(settings)
+    costs = costs_of(settings)
+    with mlflow.start_run(run_name=f"train-{settings.objective.value}") as run:
+        mlflow.log_params({**evaluation.params, "seed": settings.seed,
+                           "objective": settings.objective.value,
+                           "cv_folds": settings.cv_folds, "test_size": settings.test_size,
+                           "trials": settings.trials if study else 0,
+                           "protected_policy": settings.protected_policy.value,
+                           "cost_bad_accepted": costs.bad_accepted,
+                           "cost_good_rejected": costs.good_rejected})
+        mlflow.log_metrics({**_prefixed("cv_", evaluation.cv_metrics),
+                            **_prefixed("test_", evaluation.test_metrics),
+                            "threshold": evaluation.threshold})
+        mlflow.set_tags({"data_sha256": file_sha256(Path(settings.data_path)),
+                         "data_path": str(settings.data_path), "package_version": __version__})
+        mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
+        if study is not None:
+            mlflow.log_metric("study_best_value", float(study.best_value))
+            mlflow.set_tag("study_name", study.study_name)
+        with tempfile.TemporaryDirectory() as folder:
+            save_plots(split.y_test.to_numpy(), evaluation.probability, evaluation.threshold,
+                       feature_importances(evaluation.pipeline), Path(folder))
+            mlflow.log_artifacts(folder, "plots")
+        example = split.x_train.head(3)
+        info = mlflow.sklearn.log_model(
+            evaluation.pipeline,
+            name="model",
+            signature=infer_signature(example, evaluation.pipeline.predict(example)),
+            input_example=example,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
+    return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)
+
+
+def register_version(settings: Settings, logged: LoggedRun, threshold: float) -> str:
+    """Register the run's model as a new version tagged with its threshold and objective."""
+    client = configure_mlflow(settings)
+    name = settings.registered_model_name
+    version = str(mlflow.register_model(logged.model_uri, name).version)
+    client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
+    client.set_model_version_tag(name, version, "objective", settings.objective.value)
+    return version
+
+
+def gate_version(settings: Settings, run_id: str, version: str, split: Split,
+                 challenger_metrics: dict[str, float]) -> tuple[GateDecision, str]:
+    """Compare the challenger with the champion on the same test split; move the alias if better.
+
+    Returns:
+        The decision and the champion's version number after it.
+    """
+    client = configure_mlflow(settings)
+    name = settings.registered_model_name
+    gate = _gate(client, settings, split.x_test, split.y_test, challenger_metrics)
+    log.info("promotion gate for %s v%s: %s", name, version, gate.reason)
+    client.set_tag(run_id, "promotion", gate.reason)
+    if gate.promote:
+        client.set_registered_model_alias(name, settings.champion_alias, version)
+    champion = champion_version(client, name, settings.champion_alias)
+    return gate, str(champion.version if champion else version)
+
+
+def model_metadata(settings: Settings, run_id: str, version: str,
+                   evaluation: Evaluation) -> dict[str, Any]:
+    """What ``metadata.json`` of an exported model says about it."""
+    costs = costs_of(settings)
+    return {
+        "model_name": settings.registered_model_name,
+        "model_version": version,
+        "run_id": run_id,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "objective": settings.objective.value,
+        "threshold": evaluation.threshold,
+        "cost_matrix": {"bad_accepted": costs.bad_accepted, "good_rejected": costs.good_rejected},
+        "protected_policy": settings.protected_policy.value,
+        "params": evaluation.params,
+        "seed": settings.seed,
+        "test_metrics": evaluation.test_metrics,
+        "cv_metrics": evaluation.cv_metrics,
+        "confusion_matrix": evaluation.matrix,
+        "data_sha256": file_sha256(Path(settings.data_path)),
+        "package_version": __version__,
+    }
+
+
+def export_version(settings: Settings, model_uri: str, metadata: dict[str, Any],
+                   promoted: bool, output: Path | None = None) -> list[Path]:
+    """Export to ``output`` (any run) and to ``settings.model_dir`` (champions only)."""
+    exported: list[Path] = []
+    if output is not None:
+        exported.append(export_model(model_uri, metadata, output))
+    if promoted:
+        exported.append(export_model(model_uri, metadata, settings.model_dir))
+    return exported
+
+
 def train(settings: Settings, params: dict[str, Any] | None = None,
           output: Path | None = None) -> TrainingResult:
     """Run one training run end to end.
@@ -99,95 +270,23 @@ def train(settings: Settings, params: dict[str, Any] | None = None,
         The run's ids, metrics, and the promotion decision.
     """
     started = time.perf_counter()
-    dataset = load_training_data(settings)
-    x_train, x_test, y_train, y_test = split_dataset(dataset, settings.test_size, settings.seed)
-    costs = costs_of(settings)
-    drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
-
+    split = split_training_data(settings)
     study = None
     if params is None:
-        study = tune(x_train, y_train, settings)
-        params = dict(study.best_params)
-        log.info("best CV %s=%.4f with %s", settings.objective.value, study.best_value, params)
-
-    cv = cross_validate(params, x_train, y_train, settings)
-    threshold = cv.threshold
-    pipeline = build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
-    pipeline.fit(x_train, y_train.to_numpy())
-    probability = pipeline.predict_proba(x_test)[:, 1]
-    test_metrics = classification_metrics(y_test.to_numpy(), probability, threshold, costs)
-    cv_metrics = summarise(cv.per_fold)
-    matrix = confusion(y_test.to_numpy(), probability, threshold)
-
-    client = configure_mlflow(settings)
-    name = settings.registered_model_name
-    with mlflow.start_run(run_name=f"train-{settings.objective.value}") as run:
-        mlflow.log_params({**params, "seed": settings.seed, "objective": settings.objective.value,
-                           "cv_folds": settings.cv_folds, "test_size": settings.test_size,
-                           "trials": settings.trials if study else 0,
-                           "protected_policy": settings.protected_policy.value,
-                           "cost_bad_accepted": costs.bad_accepted,
-                           "cost_good_rejected": costs.good_rejected})
-        mlflow.log_metrics({**_prefixed("cv_", cv_metrics), **_prefixed("test_", test_metrics),
-                            "threshold": threshold})
-        mlflow.set_tags({"data_sha256": file_sha256(Path(settings.data_path)),
-                         "data_path": str(settings.data_path), "package_version": __version__})
-        mlflow.log_dict(matrix, "confusion_matrix.json")
-        if study is not None:
-            mlflow.log_metric("study_best_value", float(study.best_value))
-            mlflow.set_tag("study_name", study.study_name)
-        with tempfile.TemporaryDirectory() as folder:
-            save_plots(y_test.to_numpy(), probability, threshold,
-                       feature_importances(pipeline), Path(folder))
-            mlflow.log_artifacts(folder, "plots")
-        example = x_train.head(3)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=infer_signature(example, pipeline.predict(example)),
-            input_example=example,
-            registered_model_name=name,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
-        version = str(info.registered_model_version)
-        client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
-        client.set_model_version_tag(name, version, "objective", settings.objective.value)
-
-        gate = _gate(client, settings, x_test, y_test, test_metrics)
-        log.info("promotion gate for %s v%s: %s", name, version, gate.reason)
-        mlflow.set_tag("promotion", gate.reason)
-        if gate.promote:
-            client.set_registered_model_alias(name, settings.champion_alias, version)
-        champion = champion_version(client, name, settings.champion_alias)
-        champion_number = champion.version if champion else version
-
-    metadata = {
-        "model_name": name,
-        "model_version": version,
-        "run_id": run.info.run_id,
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "objective": settings.objective.value,
-        "threshold": threshold,
-        "cost_matrix": {"bad_accepted": costs.bad_accepted, "good_rejected": costs.good_rejected},
-        "protected_policy": settings.protected_policy.value,
-        "params": params,
-        "seed": settings.seed,
-        "test_metrics": test_metrics,
-        "cv_metrics": cv_metrics,
-        "confusion_matrix": matrix,
-        "data_sha256": file_sha256(Path(settings.data_path)),
-        "package_version": __version__,
-    }
-    exported: list[Path] = []
-    if output is not None:
-        exported.append(export_model(info.model_uri, metadata, output))
-    if gate.promote:
-        exported.append(export_model(info.model_uri, metadata, settings.model_dir))
+        params, study = search_params(settings, split)
+    evaluation = fit_evaluate(settings, params, split)
+    logged = log_run(settings, evaluation, split, study)
+    version = register_version(settings, logged, evaluation.threshold)
+    gate, champion_number = gate_version(settings, logged.run_id, version, split,
+                                         evaluation.test_metrics)
+    metadata = model_metadata(settings, logged.run_id, version, evaluation)
+    exported = export_version(settings, logged.model_uri, metadata, gate.promote, output)
     return TrainingResult(
-        run_id=run.info.run_id, model_uri=info.model_uri, model_name=name, version=version,
-        params=params, threshold=threshold, test_metrics=test_metrics, cv_metrics=cv_metrics,
-        gate=gate, champion_version=str(champion_number), exported_to=exported,
-        seconds=time.perf_counter() - started,
+        run_id=logged.run_id, model_uri=logged.model_uri,
+        model_name=settings.registered_model_name, version=version, params=params,
+        threshold=evaluation.threshold, test_metrics=evaluation.test_metrics,
+        cv_metrics=evaluation.cv_metrics, gate=gate, champion_version=champion_number,
+        exported_to=exported, seconds=time.perf_counter() - started,
     )
 
 
