@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,9 @@ class Names(StrEnum):
     REGISTERED_MODEL = "german-credit-risk"
     CHAMPION_ALIAS = "champion"
 
+
+_PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "secret", "password", "apikey",
+                                  "api-key", "test", "xxx"})
 
 DEFAULT_DATA = Path("data/raw/german.data")
 GERMAN_DATA_SHA256 = "b21f3d81db8071257d5ff1deaeba1fd4303b62712e6fcc9715c7a86202cb5871"
@@ -101,6 +104,27 @@ class Settings(BaseSettings):
     monitor_p_value: float = Field(0.01, gt=0, lt=1)
     monitor_min_rows: int = Field(50, ge=1)
     monitor_report: Path = Path("reports/monitor.html")
+
+    # Serving (issue 3). A registry URI (``models:/<name>@champion``) wins over ``model_dir``.
+    model_uri: str | None = Field(
+        None, description="Serve this MLflow model URI instead of the exported folder.")
+    api_key: str | None = Field(
+        None, description="When set, /predict routes require it in the X-API-Key header.")
+    cors_origins: list[str] = Field(default_factory=list)
+    max_batch: int = Field(1000, ge=1, le=100_000)
+    decision_log_url: str = "sqlite:///decisions.db"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+
+    @field_validator("api_key")
+    @classmethod
+    def _refuse_placeholder_key(cls, value: str | None) -> str | None:
+        if value is not None and (value.strip().lower() in _PLACEHOLDER_SECRETS
+                                  or len(value) < 12):
+            raise ValueError("api_key is a placeholder or shorter than 12 characters; "
+                             "set a real secret or leave it unset")
+        return value or None
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -139,3 +139,43 @@ def load_exported(folder: Path) -> tuple[Any, dict[str, Any]]:
     metadata = read_metadata(folder)
     pipeline = mlflow.sklearn.load_model(str(Path(folder) / MODEL_SUBDIR))
     return pipeline, metadata
+
+
+def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, Any]]:
+    """Load a registered model (``models:/<name>@<alias>`` or ``models:/<name>/<version>``).
+
+    The metadata is rebuilt from the registry: the version's threshold and objective tags and
+    its run's ``test_*`` and ``cv_*`` metrics.
+
+    Returns:
+        The fitted pipeline and metadata shaped like an exported folder's ``metadata.json``.
+    """
+    from datetime import UTC, datetime
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    reference = model_uri.removeprefix("models:/")
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias)
+    else:
+        name, number = reference.rsplit("/", 1)
+        version = client.get_model_version(name, number)
+    if THRESHOLD_TAG not in version.tags:
+        raise MlflowException(f"{model_uri} has no {THRESHOLD_TAG!r} tag; it was not registered "
+                              "by `credit-risk train`")
+    metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    metadata: dict[str, Any] = {
+        "model_name": name,
+        "model_version": str(version.version),
+        "run_id": version.run_id,
+        "trained_at": datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(
+            timespec="seconds"),
+        "objective": version.tags.get("objective"),
+        "threshold": float(version.tags[THRESHOLD_TAG]),
+        "test_metrics": {k[5:]: v for k, v in metrics.items() if k.startswith("test_")},
+        "cv_metrics": {k[3:]: v for k, v in metrics.items() if k.startswith("cv_")},
+        "source": model_uri,
+    }
+    pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+    return pipeline, metadata

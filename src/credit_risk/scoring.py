@@ -1,10 +1,17 @@
-"""Scoring core shared by the API and ``credit-risk predict``: load, validate, score, decide."""
+"""Scoring core shared by the API and ``credit-risk predict``: load, score, decide, explain.
+
+A :class:`Scorer` holds the fitted pipeline (the one artifact), its metadata (threshold, version,
+metrics) and the compiled fast path generated from it (:mod:`credit_risk.fastpath`). Scoring
+uses the fast path; when a pipeline cannot be compiled, it falls back to scikit-learn with the
+same decisions and reasons, only slower.
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,30 +19,142 @@ import numpy as np
 import pandas as pd
 
 from credit_risk.data import iter_applicants
+from credit_risk.fastpath import (
+    FASTPATH_DIR,
+    FastPath,
+    FastPathUnavailable,
+    load_or_build,
+    reference_contributions,
+)
 from credit_risk.registry import load_exported
-from credit_risk.schema import BAD, CLASS_LABELS, GOOD
+from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, GOOD, Kind
+
+log = logging.getLogger(__name__)
+
+MAX_REASONS = 4
+APPROVE, REJECT = "approve", "reject"
+REASON_COLUMNS: tuple[str, ...] = tuple(f"reason_{i}" for i in range(1, MAX_REASONS + 1))
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One attribute that pushed the applicant's risk up, in the codebook's words.
+
+    Attributes:
+        attribute: schema name of the attribute.
+        description: what the attribute is (codebook).
+        value: the applicant's value (UCI code or number).
+        value_label: the value in plain language (codebook label, or number with unit).
+        contribution: how much it raised the probability of bad (path contribution).
+    """
+
+    attribute: str
+    description: str
+    value: str | int
+    value_label: str
+    contribution: float
+
+    @property
+    def text(self) -> str:
+        return f"{self.description}: {self.value_label}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The scored outcome for one applicant."""
+
+    probability_bad: float
+    risk_class: int
+    risk_label: str
+    decision: str
+    reasons: list[Reason] = field(default_factory=list)
+
+
+def top_reasons(contributions: np.ndarray, limit: int = MAX_REASONS) -> np.ndarray:
+    """Indices of the attributes with the largest positive contributions, per row.
+
+    Args:
+        contributions: ``(n, 20)`` attribute contributions.
+        limit: at most this many per row.
+
+    Returns:
+        ``(n, limit)`` attribute indices, largest first; -1 where fewer attributes pushed up.
+    """
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :limit]
+    pushed_up = np.take_along_axis(contributions, order, axis=1) > 0
+    return np.where(pushed_up, order, -1)
 
 
 @dataclass
 class Scorer:
-    """A loaded model with its threshold and metadata."""
+    """A loaded model with its threshold, metadata and compiled fast path."""
 
     pipeline: Any
     metadata: dict[str, Any]
+    fast: FastPath | None = None
 
     @property
     def threshold(self) -> float:
         return float(self.metadata["threshold"])
 
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("model_version", "unknown"))
+
     @classmethod
-    def from_folder(cls, folder: Path) -> Scorer:
-        """Load an exported model folder (see :func:`credit_risk.registry.export_model`)."""
+    def from_pipeline(cls, pipeline: Any, metadata: dict[str, Any],
+                      cache_dir: Path | None = None, compile_fast: bool = True) -> Scorer:
+        """Wrap a fitted pipeline, compiling (or loading) its fast path."""
+        fast = None
+        if compile_fast:
+            try:
+                fast = load_or_build(pipeline, metadata, cache_dir)
+            except FastPathUnavailable as error:
+                log.warning("fast path unavailable, scoring with scikit-learn: %s", error)
+        return cls(pipeline=pipeline, metadata=metadata, fast=fast)
+
+    @classmethod
+    def from_folder(cls, folder: Path, compile_fast: bool = True) -> Scorer:
+        """Load an exported model folder (see :func:`credit_risk.registry.export_model`).
+
+        The compiled fast path is cached in ``folder/fastpath`` when the folder is writable.
+        """
         pipeline, metadata = load_exported(folder)
-        return cls(pipeline=pipeline, metadata=metadata)
+        return cls.from_pipeline(pipeline, metadata, Path(folder) / FASTPATH_DIR, compile_fast)
+
+    @classmethod
+    def from_uri(cls, model_uri: str, tracking_uri: str) -> Scorer:
+        """Load a registered model, e.g. ``models:/german-credit-risk@champion``."""
+        from credit_risk.registry import load_registered
+
+        pipeline, metadata = load_registered(model_uri, tracking_uri)
+        return cls.from_pipeline(pipeline, metadata)
+
+    # -- probabilities and contributions ------------------------------------------------------
+
+    def explain_frame(self, applicants: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probability of bad and attribute contributions (None if unexplainable)."""
+        if self.fast is not None:
+            return self.fast.run_frame(applicants)
+        probability = self.pipeline.predict_proba(applicants)[:, 1]
+        try:
+            return probability, reference_contributions(self.pipeline, applicants)
+        except FastPathUnavailable:
+            return probability, None
+
+    def explain_records(
+        self, records: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`explain_frame` for validated dicts (the API's hot path: no DataFrame)."""
+        if self.fast is not None:
+            return self.fast.run_records(records)
+        return self.explain_frame(pd.DataFrame(list(records), columns=list(FEATURE_NAMES)))
 
     def probability_bad(self, applicants: pd.DataFrame) -> np.ndarray:
         """Probability that each applicant is a bad risk."""
-        return self.pipeline.predict_proba(applicants)[:, 1]
+        return self.explain_frame(applicants)[0]
+
+    # -- decisions ----------------------------------------------------------------------------
 
     def decide(self, probability: np.ndarray) -> pd.DataFrame:
         """Class (1 good / 2 bad) and decision (approve / reject) at the stored threshold."""
@@ -45,13 +164,81 @@ class Scorer:
                 "probability_bad": probability,
                 "risk_class": np.where(rejected, BAD, GOOD),
                 "risk_label": np.where(rejected, CLASS_LABELS[BAD], CLASS_LABELS[GOOD]),
-                "decision": np.where(rejected, "reject", "approve"),
+                "decision": np.where(rejected, REJECT, APPROVE),
             }
         )
 
-    def score(self, applicants: pd.DataFrame) -> pd.DataFrame:
-        """Probability, class and decision for each applicant."""
-        return self.decide(self.probability_bad(applicants))
+    def score(self, applicants: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
+        """Probability, class, decision and (optionally) reason columns for each applicant.
+
+        The reason columns ``reason_1`` .. ``reason_4`` hold "description: value label" texts
+        of the attributes that pushed the risk up most, empty where fewer did.
+        """
+        probability, contributions = self.explain_frame(applicants)
+        scored = self.decide(probability)
+        if reasons:
+            texts = reason_texts(applicants, contributions)
+            for column, values in zip(REASON_COLUMNS, texts, strict=True):
+                scored[column] = values
+        return scored
+
+    def score_records(self, records: Sequence[Mapping[str, Any]]) -> list[Decision]:
+        """Decisions with structured reasons for validated applicants (dicts of codes/ints)."""
+        probability, contributions = self.explain_records(records)
+        top = top_reasons(contributions) if contributions is not None else None
+        threshold = self.threshold
+        decisions = []
+        for row, record in enumerate(records):
+            p = float(probability[row])
+            rejected = p >= threshold
+            reasons = []
+            if top is not None and contributions is not None:
+                for k in top[row]:
+                    if k < 0:
+                        break
+                    attribute = ATTRIBUTES[k]
+                    value = record[attribute.name]
+                    reasons.append(Reason(attribute.name, attribute.description, value,
+                                          attribute.label(value), float(contributions[row, k])))
+            decisions.append(Decision(
+                probability_bad=p,
+                risk_class=BAD if rejected else GOOD,
+                risk_label=CLASS_LABELS[BAD if rejected else GOOD],
+                decision=REJECT if rejected else APPROVE,
+                reasons=reasons,
+            ))
+        return decisions
+
+
+def reason_texts(applicants: pd.DataFrame, contributions: np.ndarray | None) -> list[np.ndarray]:
+    """The ``reason_1`` .. ``reason_4`` text columns, vectorised per attribute.
+
+    Returns:
+        Four object arrays of "description: value label" (empty string where no reason).
+    """
+    n = len(applicants)
+    columns = [np.full(n, "", dtype=object) for _ in range(MAX_REASONS)]
+    if contributions is None:
+        return columns
+    top = top_reasons(contributions)
+    for k, attribute in enumerate(ATTRIBUTES):
+        hits = top == k
+        if not hits.any():
+            continue
+        rows = np.flatnonzero(hits.any(axis=1))
+        values = applicants[attribute.name].to_numpy()[rows]
+        prefix = f"{attribute.description}: "
+        if attribute.kind is Kind.CATEGORICAL:
+            table = {code: prefix + label for code, label in attribute.codes.items()}
+            texts = np.asarray([table.get(v, prefix + str(v)) for v in values], dtype=object)
+        else:
+            suffix = f" {attribute.unit}" if attribute.unit else ""
+            texts = np.asarray([f"{prefix}{v}{suffix}" for v in values], dtype=object)
+        positions = hits[rows]
+        for slot in range(MAX_REASONS):
+            chosen = positions[:, slot]
+            columns[slot][rows[chosen]] = texts[chosen]
+    return columns
 
 
 def predict_file(
@@ -66,7 +253,7 @@ def predict_file(
     Args:
         scorer: the loaded model.
         input_path: applicants (UCI format or CSV with the schema's column names).
-        output_path: CSV with one row per applicant.
+        output_path: CSV with one row per applicant: probability, class, decision, reasons.
         chunk_rows: rows per chunk.
         progress: called with the number of rows of each finished chunk.
 
