@@ -99,7 +99,7 @@ class FairnessAudit:
                  "|---|---|---|---:|---:|---:|---:|"]
         for row in self.table.itertuples(index=False):
             lines.append(f"| {row.split} | {row.attribute} | {row.group} | {row.count} | "
-                         f"{row.selection_rate:.3f} | {_fmt(row.recall_bad)} | "
+                         f"{_fmt(row.selection_rate)} | {_fmt(row.recall_bad)} | "
                          f"{_fmt(row.false_positive_rate)} |")
         lines += ["", "| split | attribute | disparate impact | equalized-odds difference |",
                   "|---|---|---:|---:|"]
@@ -107,13 +107,13 @@ class FairnessAudit:
             for attribute in AUDITED:
                 ratio = self.metrics.get(f"{split}_{attribute}_disparate_impact")
                 gap = self.metrics.get(f"{split}_{attribute}_equalized_odds_difference")
-                if ratio is not None and gap is not None:
-                    lines.append(f"| {split} | {attribute} | {ratio:.3f} | {gap:.3f} |")
+                if f"{split}_{attribute}_disparate_impact" in self.metrics:
+                    lines.append(f"| {split} | {attribute} | {_fmt(ratio)} | {_fmt(gap)} |")
         lines += ["", SEX_CAVEAT]
         return "\n".join(lines)
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
     return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
@@ -172,6 +172,6 @@ def log_audit(audit: FairnessAudit, prefix: str = "fairness") -> None:
     import mlflow
 
     mlflow.log_metrics({f"{prefix}_{name}": value for name, value in audit.metrics.items()
-                        if not np.isnan(value)})
+                        if value is not None and not np.isnan(value)})
     mlflow.log_table(audit.table, f"{prefix}/fairness_table.json")
     mlflow.log_text(audit.markdown(), f"{prefix}/fairness.md")

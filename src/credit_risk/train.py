@@ -18,6 +18,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 from credit_risk import __version__
+from credit_risk.card import assess_run, log_assessment
 from credit_risk.config import (
     DEFAULT_DATA,
     GERMAN_DATA_SHA256,
@@ -109,6 +110,8 @@ class Evaluation:
     test_metrics: dict[str, float]
     cv_metrics: dict[str, float]
     matrix: dict[str, Any]
+    # Fairness audit, calibration and explanations (credit_risk.card.assess_run).
+    responsible: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     """Choose the threshold on out-of-fold predictions, refit on the training split, test."""
     costs = costs_of(settings)
     drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
+    params = {"calibration": settings.calibration,
+              "calibration_folds": settings.calibration_folds, **params}
     cv = cross_validate(params, split.x_train, split.y_train, settings)
     pipeline = build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
     pipeline.fit(split.x_train, split.y_train.to_numpy())
@@ -155,6 +160,8 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
         test_metrics=classification_metrics(y_test, probability, cv.threshold, costs),
         cv_metrics=summarise(cv.per_fold),
         matrix=confusion(y_test, probability, cv.threshold),
+        responsible=assess_run(settings, pipeline, params, split.x_train, split.y_train,
+                               cv.probability, split.x_test, y_test, probability, cv.threshold),
     )
 
 
@@ -184,6 +191,8 @@ def log_run(settings: Settings, evaluation: Evaluation, split: Split,
             save_plots(split.y_test.to_numpy(), evaluation.probability, evaluation.threshold,
                        feature_importances(evaluation.pipeline), Path(folder))
             mlflow.log_artifacts(folder, "plots")
+        log_assessment(evaluation.responsible,
+                       model_metadata(settings, run.info.run_id, "(unregistered)", evaluation))
         example = split.x_train.head(3)
         info = mlflow.sklearn.log_model(
             evaluation.pipeline,
@@ -206,7 +215,8 @@ def register_version(settings: Settings, logged: LoggedRun, threshold: float) ->
 
 
 def gate_version(settings: Settings, run_id: str, version: str, split: Split,
-                 challenger_metrics: dict[str, float]) -> tuple[GateDecision, str]:
+                 challenger_metrics: dict[str, float],
+                 limits_failed: list[str] | None = None) -> tuple[GateDecision, str]:
     """Compare the challenger with the champion on the same test split; move the alias if better.
 
     Returns:
@@ -214,7 +224,7 @@ def gate_version(settings: Settings, run_id: str, version: str, split: Split,
     """
     client = configure_mlflow(settings)
     name = settings.registered_model_name
-    gate = _gate(client, settings, split.x_test, split.y_test, challenger_metrics)
+    gate = _gate(client, settings, split.x_test, split.y_test, challenger_metrics, limits_failed)
     log.info("promotion gate for %s v%s: %s", name, version, gate.reason)
     client.set_tag(run_id, "promotion", gate.reason)
     if gate.promote:
@@ -241,6 +251,7 @@ def model_metadata(settings: Settings, run_id: str, version: str,
         "test_metrics": evaluation.test_metrics,
         "cv_metrics": evaluation.cv_metrics,
         "confusion_matrix": evaluation.matrix,
+        "responsible": evaluation.responsible,
         "data_sha256": file_sha256(Path(settings.data_path)),
         "package_version": __version__,
     }
@@ -277,8 +288,9 @@ def train(settings: Settings, params: dict[str, Any] | None = None,
     evaluation = fit_evaluate(settings, params, split)
     logged = log_run(settings, evaluation, split, study)
     version = register_version(settings, logged, evaluation.threshold)
-    gate, champion_number = gate_version(settings, logged.run_id, version, split,
-                                         evaluation.test_metrics)
+    gate, champion_number = gate_version(
+        settings, logged.run_id, version, split, evaluation.test_metrics,
+        evaluation.responsible.get("fairness", {}).get("limits_failed"))
     metadata = model_metadata(settings, logged.run_id, version, evaluation)
     exported = export_version(settings, logged.model_uri, metadata, gate.promote, output)
     return TrainingResult(
@@ -291,12 +303,14 @@ def train(settings: Settings, params: dict[str, Any] | None = None,
 
 
 def _gate(client: Any, settings: Settings, x_test: pd.DataFrame, y_test: pd.Series,
-          challenger_metrics: dict[str, float]) -> GateDecision:
+          challenger_metrics: dict[str, float],
+          limits_failed: list[str] | None = None) -> GateDecision:
     """Score the current champion on this run's test split and compare."""
     metric, higher_is_better = GATE_METRIC[settings.objective]
     current = champion_version(client, settings.registered_model_name, settings.champion_alias)
     if current is None:
-        return promotion_gate(metric, challenger_metrics[metric], None, higher_is_better)
+        return promotion_gate(metric, challenger_metrics[metric], None, higher_is_better,
+                              limits_failed)
     champion = mlflow.sklearn.load_model(
         f"models:/{settings.registered_model_name}@{settings.champion_alias}"
     )
@@ -306,7 +320,7 @@ def _gate(client: Any, settings: Settings, x_test: pd.DataFrame, y_test: pd.Seri
         y_test.to_numpy(), champion_probability, champion_threshold, costs_of(settings)
     )
     return promotion_gate(metric, challenger_metrics[metric], champion_metrics[metric],
-                          higher_is_better)
+                          higher_is_better, limits_failed)
 
 
 def result_summary(result: TrainingResult) -> str:

@@ -1,0 +1,57 @@
+"""The model card: logged to MLflow per run, rendered from the exported folder alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from credit_risk.card import render_card_html, render_card_markdown
+from credit_risk.config import Settings
+from credit_risk.fairness import SEX_CAVEAT
+from credit_risk.registry import read_metadata
+
+SECTIONS = ("Intended use and users", "Data and its caveats", "Metrics",
+            "Threshold and cost matrix", "Calibration", "Fairness", "Global explanations",
+            "Limitations", "How to reproduce")
+
+
+def test_card_renders_every_section_from_the_exported_folder(model_dir: Path) -> None:
+    metadata = read_metadata(model_dir)
+    markdown = render_card_markdown(model_dir)
+    for section in SECTIONS:
+        assert f"## {section}" in markdown
+    assert SEX_CAVEAT in markdown
+    assert f"v{metadata['model_version']}" in markdown
+    assert f"{metadata['threshold']:.4f}" in markdown
+    page = render_card_html(model_dir)
+    assert page.startswith("<!doctype html>")
+    assert "<table>" in page
+    assert page.count("data:image/png;base64,") == 2  # reliability + SHAP, self-contained
+
+
+def test_run_logs_card_calibration_and_shap(trained: tuple[Settings, Any]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    settings, result = trained
+    client = MlflowClient(settings.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.data.params["calibration"] == "sigmoid"
+    assert run.data.metrics["test_brier_calibrated"] < run.data.metrics["test_brier_uncalibrated"]
+    card = {a.path for a in client.list_artifacts(result.run_id, "card")}
+    assert card == {"card/model_card.md", "card/model_card.html"}
+    plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert {"plots/reliability.png", "plots/shap_summary.png"} <= plots
+
+
+@pytest.mark.slow
+def test_fairness_limit_blocks_promotion(tmp_path: Path) -> None:
+    from credit_risk.train import train
+    from tests.conftest import FAST_PARAMS, make_settings
+
+    settings = make_settings(tmp_path, fairness_min_disparate_impact=0.999)
+    result = train(settings, params=FAST_PARAMS)
+    assert not result.gate.promote
+    assert "disparate impact" in result.gate.reason
+    assert not (settings.model_dir / "metadata.json").exists()
