@@ -196,3 +196,35 @@ def flow_serve(
 
     _logging(True)
     serve_weekly(cron, name)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Interface (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8000).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1,
+                                                help="Worker processes.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
+    model_uri: Annotated[str | None, typer.Option(
+        "--model-uri", help="Serve a registered model, e.g. models:/german-credit-risk@champion.")
+    ] = None,
+) -> None:
+    """Serve the API and the web page (uvicorn)."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    _logging(False)
+    settings = get_settings(host=host, port=port, workers=workers, model_dir=model,
+                            model_uri=model_uri)
+    # Worker processes read their settings from the environment: pass the flags on.
+    os.environ["CREDIT_RISK_MODEL_DIR"] = str(settings.model_dir)
+    if settings.model_uri:
+        os.environ["CREDIT_RISK_MODEL_URI"] = settings.model_uri
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="credit-risk-metrics-")
+    typer.echo(f"serving on http://{settings.host}:{settings.port} (docs at /docs)")
+    uvicorn.run("credit_risk.api:create_app", factory=True, host=settings.host,
+                port=settings.port, workers=settings.workers, log_level="warning",
+                timeout_graceful_shutdown=30)

@@ -1,0 +1,84 @@
+"""Build the FastAPI app: settings, model and decision log come in through the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from credit_risk import __version__
+from credit_risk.api.errors import validation_error_handler
+from credit_risk.api.metrics import MetricsMiddleware, ServiceMetrics
+from credit_risk.api.models import batch_request_model
+from credit_risk.api.routes import meta, page, predict
+from credit_risk.api.state import ServiceState, load_scorer
+from credit_risk.config import Settings, get_settings
+from credit_risk.decisions import DecisionLog
+from credit_risk.scoring import Scorer
+
+log = logging.getLogger(__name__)
+
+
+async def _load_model(state: ServiceState) -> None:
+    try:
+        state.scorer = await asyncio.to_thread(load_scorer, state.settings)
+        log.info("serving model version %s", state.scorer.version)
+    except Exception as error:  # reported by /health; the service stays up to say so
+        log.exception("model loading failed")
+        state.load_error = f"model loading failed: {error}"
+    finally:
+        state.loading = False
+
+
+def create_app(settings: Settings | None = None, scorer: Scorer | None = None,
+               decision_log: DecisionLog | None = None) -> FastAPI:
+    """The scoring service.
+
+    Args:
+        settings: configuration; read from the environment when None.
+        scorer: a loaded model (tests pass one); loaded in the background when None.
+        decision_log: a decision log; one is opened at ``settings.decision_log_url`` when None.
+    """
+    settings = settings or get_settings()
+    metrics = ServiceMetrics()
+    state = ServiceState(settings=settings, metrics=metrics, scorer=scorer,
+                         loading=scorer is None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.decision_log = decision_log or DecisionLog(settings.decision_log_url)
+        state.decision_log.start()
+        loader = None if state.scorer is not None else asyncio.create_task(_load_model(state))
+        try:
+            yield
+        finally:
+            if loader is not None and not loader.done():
+                loader.cancel()
+            # In-flight requests have finished (uvicorn waits for them); flush what is queued.
+            await asyncio.to_thread(state.decision_log.close)
+
+    app = FastAPI(
+        title="Credit-risk scoring",
+        version=__version__,
+        description="Scores credit applicants (Statlog German Credit): probability of a bad "
+                    "risk, approve/reject at the model's cost-aware threshold, and the reasons.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.state.max_batch = settings.max_batch
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.include_router(predict.build_router(batch_request_model(settings.max_batch)))
+    app.include_router(meta.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

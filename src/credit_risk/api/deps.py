@@ -1,0 +1,40 @@
+"""Dependencies shared by the routes, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+from credit_risk.api.state import ServiceState
+from credit_risk.scoring import Scorer
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="Required when the service has an API key set.")
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+def get_scorer(state: State) -> Scorer:
+    if state.scorer is None:
+        detail = state.load_error or "the model is still loading"
+        raise HTTPException(status_code=503, detail=detail)
+    return state.scorer
+
+
+LoadedScorer = Annotated[Scorer, Depends(get_scorer)]
+
+
+def check_api_key(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
+    expected = state.settings.api_key
+    if expected and not (key and secrets.compare_digest(key.encode(), expected.encode())):
+        raise HTTPException(status_code=401, detail="missing or wrong X-API-Key",
+                            headers={"WWW-Authenticate": "APIKey"})

@@ -1,0 +1,120 @@
+"""Request and response models. The applicant model is generated from the codebook."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+from credit_risk.schema import ATTRIBUTES, Attribute, Kind, label_to_code
+
+
+def _to_code(attribute: Attribute) -> Any:
+    def convert(value: str) -> str:
+        code = label_to_code(attribute, value)
+        assert code is not None  # the Literal already restricted the value
+        return code
+
+    return convert
+
+
+def _applicant_field(attribute: Attribute) -> tuple[Any, Any]:
+    if attribute.kind is Kind.CATEGORICAL:
+        choices = (*attribute.codes, *attribute.codes.values())
+        kind: Any = Annotated[Literal[choices], AfterValidator(_to_code(attribute))]  # type: ignore[valid-type]
+        description = (f"{attribute.description} (UCI attribute {attribute.uci_number}). "
+                       "A UCI code or its label: " + "; ".join(
+                           f"{code} = {label}" for code, label in attribute.codes.items()))
+        return kind, Field(description=description, examples=[attribute.default])
+    unit = f", in {attribute.unit}" if attribute.unit else ""
+    description = (f"{attribute.description} (UCI attribute {attribute.uci_number}{unit}); "
+                   f"an integer from {attribute.minimum} to {attribute.maximum}.")
+    return int, Field(strict=True, ge=attribute.minimum, le=attribute.maximum,
+                      description=description, examples=[attribute.default])
+
+
+EXAMPLE_APPLICANT: dict[str, Any] = {a.name: a.default for a in ATTRIBUTES}
+
+Applicant: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "Applicant",
+    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_APPLICANT]}),
+    __doc__="One credit applicant: the 20 attributes of the Statlog German Credit codebook.",
+    **{a.name: _applicant_field(a) for a in ATTRIBUTES},
+)
+
+
+def batch_request_model(max_batch: int) -> type[BaseModel]:
+    """The batch request, limited to ``max_batch`` applicants."""
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "BatchRequest",
+        __config__=ConfigDict(extra="forbid"),
+        applicants=(list[Applicant], Field(  # type: ignore[valid-type]
+            min_length=1, max_length=max_batch,
+            description=f"1 to {max_batch} applicants.")),
+    )
+
+
+class ReasonOut(BaseModel):
+    """An attribute that pushed this applicant's risk up, with its value in plain language."""
+
+    attribute: str = Field(description="Schema name of the attribute.")
+    description: str = Field(description="What the attribute is (codebook).")
+    value: str | int = Field(description="The applicant's value (UCI code or number).")
+    value_label: str = Field(description="The value in plain language (codebook label).")
+    contribution: float = Field(
+        description="How much it raised the probability of bad (path contribution).")
+
+
+class Prediction(BaseModel):
+    request_id: str
+    model_version: str
+    probability_bad: float = Field(ge=0, le=1)
+    risk_class: Literal[1, 2] = Field(description="1 = good, 2 = bad (UCI classes).")
+    risk_label: Literal["good", "bad"]
+    decision: Literal["approve", "reject"]
+    threshold: float = Field(description="Reject when probability_bad >= threshold.")
+    reasons: list[ReasonOut] = Field(
+        max_length=4, description="Up to 4 attributes that pushed the risk up the most.")
+
+
+class BatchPrediction(BaseModel):
+    model_version: str
+    threshold: float
+    predictions: list[Prediction]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. 'duration_months'.")
+    value: Any = Field(None, description="The value received (null when missing).")
+    allowed: str | None = Field(None, description="What is allowed there.")
+    message: str
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: list[FieldError]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    run_id: str | None
+    trained_at: str | None
+    objective: str | None
+    threshold: float
+    test_metrics: dict[str, float]
+    cv_metrics: dict[str, float]
+    fast_path: bool = Field(description="Whether the compiled ONNX fast path serves requests.")
+    source: str
+
+
+class Health(BaseModel):
+    status: Literal["ready", "loading", "failed"]
+    model_version: str | None = None
+    detail: str | None = None
