@@ -8,7 +8,8 @@ PORT ?= 8000
 MODEL_DIR ?= models/champion
 
 .PHONY: run test install install-dev train serve mlflow-ui prefect-ui flow lint lock \
-        bench bench-quality bench-serving bench-flow bench-tuning evaluate clean
+        bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
+        monitor bench-calibration bench-protected
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -65,6 +66,16 @@ bench-quality: install
 	$(BIN)/python benchmarks/model_quality.py $(ARGS)
 
 bench: bench-quality
+
+## monitor: drift of the decision log against the training data (exit 1 on drift); ARGS=--since 7d
+monitor: install
+	$(BIN)/credit-risk monitor $(ARGS)
+
+bench-calibration: install
+	$(BIN)/python benchmarks/calibration.py $(ARGS)
+
+bench-protected: install
+	$(BIN)/python benchmarks/protected_policy.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) mlruns mlflow.db models reports .pytest_cache

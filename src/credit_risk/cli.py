@@ -228,3 +228,34 @@ def serve(
     uvicorn.run("credit_risk.api:create_app", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level="warning",
                 timeout_graceful_shutdown=30)
+
+
+@app.command()
+def monitor(
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Decisions since: 7d, 24h, 90m or an ISO date/time (default: all).")
+                     ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO date/time (default: now).")
+                     ] = None,
+    log_url: Annotated[str | None, typer.Option(
+        "--log-url", help="Decision-log database URL (default: settings).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="HTML report to write.")] = None,
+    psi_limit: Annotated[float | None, typer.Option(
+        "--psi-limit", help="PSI at or above which an attribute or the score has drifted.")
+                         ] = None,
+    data: DataOption = None,
+) -> None:
+    """Compare recent decisions with the training data; exit 1 when drift passes the limits."""
+    from credit_risk.monitor import monitor as run_monitor
+    from credit_risk.monitor import parse_since
+
+    _logging(False)
+    settings = get_settings(decision_log_url=log_url, monitor_psi_limit=psi_limit,
+                            data_path=data)
+    result = run_monitor(settings, since=parse_since(since), until=parse_since(until),
+                         model_dir=model, report=report)
+    typer.echo(result.summary())
+    typer.echo(f"report: {result.report_path}")
+    if result.drift:
+        raise typer.Exit(1)
