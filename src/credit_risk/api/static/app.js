@@ -1,0 +1,226 @@
+// The page builds its form from GET /schema (the codebook lives only in the Python package)
+// and shows POST /predict's answer: a gauge, the decision, the threshold and the reasons.
+"use strict";
+
+// Interface strings only; attribute descriptions and value labels come from the API.
+const TEXT = {
+  en: {
+    title: "Credit-risk scoring", applicant: "Applicant", example: "Example applicant",
+    reset: "Defaults", hint: "Values are the codebook of the Statlog German Credit data.",
+    loading: "Loading the codebook…", apiKey: "API key (only if the service requires one)",
+    score: "Score applicant", scoring: "Scoring…", result: "Result",
+    probBad: "probability of bad risk", reasons: "Main reasons the risk is higher",
+    approve: "Approve", reject: "Reject", noReasons: "No attribute raised the risk.",
+    threshold: (t) => `Rejected when the probability of bad risk is at least ${t}.`,
+    model: (m) => `Model ${m.name} v${m.version} · threshold ${pct(m.threshold)} · objective ${m.objective}`,
+    fix: "Please correct the highlighted fields.", failed: "The service could not score this applicant",
+    request: "Request id", allowed: "Allowed",
+  },
+  es: {
+    title: "Evaluación de riesgo crediticio", applicant: "Solicitante", example: "Solicitante de ejemplo",
+    reset: "Valores por defecto", hint: "Los valores siguen el libro de códigos de Statlog German Credit (etiquetas en inglés).",
+    loading: "Cargando el libro de códigos…", apiKey: "Clave de API (solo si el servicio la exige)",
+    score: "Evaluar solicitante", scoring: "Evaluando…", result: "Resultado",
+    probBad: "probabilidad de riesgo malo", reasons: "Principales motivos que elevan el riesgo",
+    approve: "Aprobar", reject: "Rechazar", noReasons: "Ningún atributo elevó el riesgo.",
+    threshold: (t) => `Se rechaza cuando la probabilidad de riesgo malo es al menos ${t}.`,
+    model: (m) => `Modelo ${m.name} v${m.version} · umbral ${pct(m.threshold)} · objetivo ${m.objective}`,
+    fix: "Corrija los campos marcados.", failed: "El servicio no pudo evaluar al solicitante",
+    request: "Id de la solicitud", allowed: "Permitido",
+  },
+};
+
+let lang = (localStorage.getItem("lang") || (navigator.language || "en").slice(0, 2)) === "es" ? "es" : "en";
+let codebook = null;
+let modelInfo = null;
+let lastResult = null;
+
+const $ = (id) => document.getElementById(id);
+const t = (key) => TEXT[lang][key];
+const pct = (p) => `${(100 * p).toFixed(1)}%`;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value; else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  for (const node of document.querySelectorAll("[data-i18n]")) {
+    const value = t(node.dataset.i18n);
+    if (typeof value === "string") node.textContent = value;
+  }
+  for (const button of document.querySelectorAll("[data-lang]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
+  }
+  if (modelInfo) $("model-info").textContent = t("model")(modelInfo);
+  if (lastResult) showResult(lastResult);
+}
+
+function buildForm(schema) {
+  const box = $("fields");
+  box.replaceChildren();
+  for (const attr of schema.attributes) {
+    const id = `f-${attr.name}`;
+    const label = el("label", { for: id }, attr.description);
+    let input;
+    if (attr.kind === "categorical") {
+      input = el("select", { id, name: attr.name });
+      for (const { code, label: text } of attr.codes) {
+        input.append(el("option", { value: code }, `${text}`));
+      }
+    } else {
+      input = el("input", { id, name: attr.name, type: "number", inputmode: "numeric",
+        step: "1", min: String(attr.minimum), max: String(attr.maximum) });
+      label.append(el("span", { class: "unit" },
+        ` (${attr.minimum}–${attr.maximum}${attr.unit ? " " + attr.unit : ""})`));
+    }
+    input.setAttribute("aria-describedby", `${id}-error`);
+    const error = el("p", { class: "error", id: `${id}-error`, "data-field-error": attr.name });
+    error.hidden = true;
+    box.append(el("div", { class: "field", "data-field": attr.name }, label, input, error));
+  }
+  fillDefaults();
+}
+
+function fillDefaults() {
+  for (const attr of codebook.attributes) $(`f-${attr.name}`).value = String(attr.default);
+  clearErrors();
+}
+
+// A plausible applicant drawn from the codebook (codes at random, numbers near the default).
+function fillExample() {
+  for (const attr of codebook.attributes) {
+    const input = $(`f-${attr.name}`);
+    if (attr.kind === "categorical") {
+      input.value = attr.codes[Math.floor(Math.random() * attr.codes.length)].code;
+    } else {
+      const spread = Math.max(1, Math.round((attr.maximum - attr.minimum) / 20));
+      const guess = attr.default + Math.round((Math.random() - 0.5) * 2 * spread * 3);
+      const high = attr.name === "credit_amount" ? 15000 : attr.maximum;
+      input.value = String(Math.min(high, Math.max(attr.minimum, guess)));
+    }
+  }
+  clearErrors();
+}
+
+function readForm() {
+  const applicant = {};
+  for (const attr of codebook.attributes) {
+    const raw = $(`f-${attr.name}`).value.trim();
+    if (attr.kind === "categorical") applicant[attr.name] = raw;
+    else applicant[attr.name] = raw === "" ? null : (/^-?\d+$/.test(raw) ? Number(raw) : raw);
+  }
+  return applicant;
+}
+
+function clearErrors() {
+  for (const node of document.querySelectorAll("[data-field-error]")) { node.hidden = true; node.textContent = ""; }
+  for (const node of document.querySelectorAll(".field.invalid")) node.classList.remove("invalid");
+  $("form-error").hidden = true;
+}
+
+function showFieldErrors(detail) {
+  let shown = 0;
+  for (const item of detail) {
+    const name = (item.loc || []).filter((p) => typeof p === "string" && p !== "body").pop();
+    const box = name && document.querySelector(`[data-field="${name}"]`);
+    if (!box) continue;
+    box.classList.add("invalid");
+    const message = box.querySelector("[data-field-error]");
+    message.textContent = item.message || item.msg;
+    message.hidden = false;
+    shown += 1;
+  }
+  const summary = $("form-error");
+  summary.textContent = shown ? t("fix") : `${t("failed")}: ${JSON.stringify(detail)}`;
+  summary.hidden = false;
+}
+
+function setGauge(probability, threshold) {
+  const fill = $("gauge-fill");
+  const length = fill.getTotalLength();
+  fill.style.strokeDasharray = `${length}`;
+  fill.style.strokeDashoffset = `${length * (1 - probability)}`;
+  fill.style.stroke = probability >= threshold ? "var(--bad)" : "var(--good)";
+  // Threshold tick: angle from the left end of the arc.
+  const angle = Math.PI * (1 - threshold);
+  const [cx, cy] = [100, 100];
+  const line = $("gauge-threshold");
+  line.setAttribute("x1", cx + 70 * Math.cos(angle)); line.setAttribute("y1", cy - 70 * Math.sin(angle));
+  line.setAttribute("x2", cx + 92 * Math.cos(angle)); line.setAttribute("y2", cy - 92 * Math.sin(angle));
+  $("gauge-value").textContent = pct(probability);
+}
+
+function showResult(result) {
+  $("result").hidden = false;
+  setGauge(result.probability_bad, result.threshold);
+  const decision = $("decision");
+  decision.textContent = t(result.decision);
+  decision.className = `decision ${result.decision}`;
+  decision.dataset.decision = result.decision;
+  $("threshold").textContent = t("threshold")(pct(result.threshold));
+  const list = $("reasons");
+  list.replaceChildren();
+  const top = Math.max(...result.reasons.map((r) => r.contribution), 1e-9);
+  for (const reason of result.reasons) {
+    const item = el("li", { "data-attribute": reason.attribute },
+      el("strong", {}, reason.value_label), " ",
+      el("span", { class: "what" }, `— ${reason.description}`),
+      el("span", { class: "bar", style: `width:${Math.max(4, 100 * reason.contribution / top)}%` }));
+    list.append(item);
+  }
+  if (!result.reasons.length) list.append(el("li", {}, t("noReasons")));
+  $("request-id").textContent = `${t("request")}: ${result.request_id}`;
+}
+
+async function submit(event) {
+  event.preventDefault();
+  clearErrors();
+  const button = $("submit");
+  button.disabled = true;
+  button.textContent = t("scoring");
+  try {
+    const headers = { "Content-Type": "application/json" };
+    const key = $("api-key").value.trim();
+    if (key) headers["X-API-Key"] = key;
+    const response = await fetch("/predict", { method: "POST", headers, body: JSON.stringify(readForm()) });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) { lastResult = body; showResult(body); }
+    else if (response.status === 422 && Array.isArray(body.detail)) showFieldErrors(body.detail);
+    else {
+      if (response.status === 401) $("api-key").closest("details").open = true;
+      $("form-error").textContent = `${t("failed")} (${response.status}): ${body.detail || ""}`;
+      $("form-error").hidden = false;
+    }
+  } catch (error) {
+    $("form-error").textContent = `${t("failed")}: ${error}`;
+    $("form-error").hidden = false;
+  } finally {
+    button.disabled = false;
+    button.textContent = t("score");
+  }
+}
+
+async function start() {
+  for (const button of document.querySelectorAll("[data-lang]")) {
+    button.addEventListener("click", () => { lang = button.dataset.lang; localStorage.setItem("lang", lang); applyLanguage(); });
+  }
+  $("applicant-form").addEventListener("submit", submit);
+  $("example").addEventListener("click", fillExample);
+  $("reset").addEventListener("click", fillDefaults);
+  applyLanguage();
+  codebook = await (await fetch("/schema")).json();
+  buildForm(codebook);
+  document.body.dataset.ready = "true";
+  try {
+    const response = await fetch("/model");
+    if (response.ok) { modelInfo = await response.json(); applyLanguage(); }
+  } catch (_) { /* the form still works; /health tells why */ }
+}
+
+start();

@@ -1,0 +1,99 @@
+"""Fixtures for the service: a loaded scorer, an app on it, and a running uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from credit_risk.api import create_app
+from credit_risk.config import Settings
+from credit_risk.scoring import Scorer
+from tests.conftest import REPO, make_settings
+
+POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+APPLICANT: dict[str, Any] = {
+    "checking_account_status": "A11", "duration_months": 48, "credit_history": "A32",
+    "purpose": "A40", "credit_amount": 7500, "savings_account": "A61",
+    "employment_since": "A72", "installment_rate": 4, "personal_status_sex": "A93",
+    "other_debtors": "A101", "residence_since": 2, "property": "A124", "age_years": 23,
+    "other_installment_plans": "A143", "housing": "A151", "existing_credits": 1,
+    "job": "A173", "people_liable": 1, "telephone": "A191", "foreign_worker": "A201",
+}
+
+
+@pytest.fixture(scope="session")
+def scorer(model_dir: Path) -> Scorer:
+    return Scorer.from_folder(model_dir)
+
+
+def service_settings(model_dir: Path, folder: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"model_dir": model_dir,
+                              "decision_log_url": f"sqlite:///{folder / 'decisions.db'}"}
+    values.update(overrides)
+    return make_settings(folder, **values)
+
+
+@pytest.fixture
+def app_settings(model_dir: Path, tmp_path: Path) -> Settings:
+    return service_settings(model_dir, tmp_path)
+
+
+@pytest.fixture
+def client(app_settings: Settings, scorer: Scorer) -> Iterator[TestClient]:
+    with TestClient(create_app(app_settings, scorer=scorer)) as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout} s")
+
+
+def start_server(model_dir: Path, log_url: str, port: int, workers: int = 1
+                 ) -> subprocess.Popen[bytes]:
+    """``credit-risk serve`` in a subprocess (the real entry point, real uvicorn)."""
+    env = {**os.environ, "CREDIT_RISK_DECISION_LOG_URL": log_url}
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "credit-risk"), "serve", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--model", str(model_dir)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+@pytest.fixture(scope="session")
+def live_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real server on a free port, for the browser and fuzz tests."""
+    folder = tmp_path_factory.mktemp("live")
+    port = free_port()
+    process = start_server(model_dir, f"sqlite:///{folder / 'decisions.db'}", port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -1,0 +1,162 @@
+"""The predict routes: decisions with reasons, and 422s that say what is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from credit_risk.api import create_app
+from credit_risk.config import Settings
+from credit_risk.schema import BY_NAME
+from credit_risk.scoring import Scorer
+from tests.api.conftest import APPLICANT
+
+
+def test_predict_returns_decision_threshold_and_reasons(client: TestClient,
+                                                         scorer: Scorer) -> None:
+    response = client.post("/predict", json=APPLICANT)
+    assert response.status_code == 200
+    body = response.json()
+    assert 0 <= body["probability_bad"] <= 1
+    assert body["threshold"] == pytest.approx(scorer.threshold)
+    rejected = body["probability_bad"] >= body["threshold"]
+    assert body["decision"] == ("reject" if rejected else "approve")
+    assert body["risk_class"] == (2 if rejected else 1)
+    assert body["risk_label"] == ("bad" if rejected else "good")
+    assert body["model_version"] == scorer.version
+    assert len(body["request_id"]) == 32
+    assert response.headers["X-Request-ID"] == body["request_id"]
+    assert 1 <= len(body["reasons"]) <= 4
+    contributions = [r["contribution"] for r in body["reasons"]]
+    assert contributions == sorted(contributions, reverse=True)
+    assert all(c > 0 for c in contributions)
+    for reason in body["reasons"]:
+        attribute = BY_NAME[reason["attribute"]]
+        assert reason["value"] == APPLICANT[attribute.name]
+        assert reason["value_label"] == attribute.label(APPLICANT[attribute.name])
+        assert reason["description"] == attribute.description
+
+
+def test_predict_risky_applicant_cites_checking_account(client: TestClient) -> None:
+    body = client.post("/predict", json=APPLICANT).json()
+    assert body["decision"] == "reject"
+    cited = {r["attribute"]: r["value_label"] for r in body["reasons"]}
+    assert cited.get("checking_account_status") == "< 0 DM"
+
+
+def test_predict_accepts_readable_labels(client: TestClient) -> None:
+    by_code = client.post("/predict", json=APPLICANT).json()
+    labelled = {**APPLICANT, "purpose": "car (new)", "checking_account_status": "< 0 DM"}
+    by_label = client.post("/predict", json=labelled).json()
+    assert by_label["probability_bad"] == pytest.approx(by_code["probability_bad"])
+    assert by_label["decision"] == by_code["decision"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "kind"),
+    [
+        ({"purpose": "A499"}, "purpose", "literal_error"),
+        ({"duration_months": 500}, "duration_months", "less_than_equal"),
+        ({"age_years": 12}, "age_years", "greater_than_equal"),
+        ({"credit_amount": "lots"}, "credit_amount", "int_type"),
+        ({"credit_amount": 99.5}, "credit_amount", "int_type"),
+        ({"housing": 152}, "housing", "literal_error"),
+        ({"shoe_size": 42}, "shoe_size", "extra_forbidden"),
+    ],
+)
+def test_predict_bad_value_names_field_value_and_allowed(
+    client: TestClient, change: dict[str, Any], field: str, kind: str
+) -> None:
+    response = client.post("/predict", json={**APPLICANT, **change})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["field"] == field
+    assert error["type"] == kind
+    assert error["value"] == change[field]
+    assert error["allowed"]
+    if field in BY_NAME:
+        assert error["allowed"] == BY_NAME[field].allowed()
+
+
+def test_predict_missing_field_is_422(client: TestClient) -> None:
+    applicant = {k: v for k, v in APPLICANT.items() if k != "job"}
+    (error,) = client.post("/predict", json=applicant).json()["detail"]
+    assert (error["field"], error["type"], error["value"]) == ("job", "missing", None)
+    assert "A173" in error["allowed"]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b"null", b'"text"'])
+def test_predict_malformed_body_is_422(client: TestClient, body: bytes) -> None:
+    response = client.post("/predict", content=body,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["message"]
+
+
+def test_batch_matches_single_predictions(client: TestClient) -> None:
+    others = [APPLICANT, {**APPLICANT, "checking_account_status": "A14", "duration_months": 6},
+              {**APPLICANT, "credit_history": "A34", "savings_account": "A65"}]
+    response = client.post("/predict/batch", json={"applicants": others})
+    assert response.status_code == 200
+    batch = response.json()
+    assert len(batch["predictions"]) == 3
+    for applicant, predicted in zip(others, batch["predictions"], strict=True):
+        single = client.post("/predict", json=applicant).json()
+        assert predicted["probability_bad"] == pytest.approx(single["probability_bad"])
+        assert predicted["reasons"] == single["reasons"]
+    assert len({p["request_id"] for p in batch["predictions"]}) == 3
+
+
+def test_batch_over_limit_is_422(app_settings: Settings, scorer: Scorer) -> None:
+    settings = app_settings.model_copy(update={"max_batch": 5})
+    with TestClient(create_app(settings, scorer=scorer)) as client:
+        response = client.post("/predict/batch", json={"applicants": [APPLICANT] * 6})
+        assert response.status_code == 422
+        (error,) = response.json()["detail"]
+        assert error["field"] == "applicants"
+        assert error["value"] == "6 items"
+        assert "1 to 5" in error["allowed"]
+        assert client.post("/predict/batch",
+                           json={"applicants": [APPLICANT] * 5}).status_code == 200
+
+
+def test_batch_error_names_the_row(client: TestClient) -> None:
+    rows = [APPLICANT, {**APPLICANT, "telephone": "maybe"}]
+    (error,) = client.post("/predict/batch", json={"applicants": rows}).json()["detail"]
+    assert error["field"] == "applicants[1].telephone"
+    assert error["value"] == "maybe"
+
+
+def test_api_key_guards_predict_routes_when_set(app_settings: Settings,
+                                                scorer: Scorer) -> None:
+    settings = app_settings.model_copy(update={"api_key": "a-long-test-secret-123"})
+    with TestClient(create_app(settings, scorer=scorer)) as client:
+        assert client.post("/predict", json=APPLICANT).status_code == 401
+        wrong = client.post("/predict", json=APPLICANT, headers={"X-API-Key": "nope"})
+        assert wrong.status_code == 401
+        right = client.post("/predict", json=APPLICANT,
+                            headers={"X-API-Key": "a-long-test-secret-123"})
+        assert right.status_code == 200
+        assert client.get("/schema").status_code == 200  # only predict routes are guarded
+
+
+def test_placeholder_api_key_is_refused(app_settings: Settings) -> None:
+    from pydantic import ValidationError
+
+    from credit_risk.config import get_settings
+
+    with pytest.raises(ValidationError):
+        get_settings(api_key="changeme")
+
+
+def test_cors_origin_allowed_when_configured(app_settings: Settings, scorer: Scorer) -> None:
+    settings = app_settings.model_copy(update={"cors_origins": ["https://lender.example"]})
+    with TestClient(create_app(settings, scorer=scorer)) as client:
+        response = client.options("/predict", headers={
+            "Origin": "https://lender.example", "Access-Control-Request-Method": "POST"})
+        assert response.headers["access-control-allow-origin"] == "https://lender.example"
+        other = client.options("/predict", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in other.headers
