@@ -55,3 +55,22 @@ def test_fairness_limit_blocks_promotion(tmp_path: Path) -> None:
     assert not result.gate.promote
     assert "disparate impact" in result.gate.reason
     assert not (settings.model_dir / "metadata.json").exists()
+
+
+def test_card_is_served_at_model_card(model_dir: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from credit_risk.api import create_app
+    from credit_risk.scoring import Scorer
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, model_dir=model_dir,
+                             decision_log_url=f"sqlite:///{tmp_path / 'decisions.db'}")
+    with TestClient(create_app(settings, scorer=Scorer.from_folder(model_dir))) as client:
+        page = client.get("/model/card")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "<h2>Fairness</h2>" in page.text and "Grömping" in page.text
+        markdown = client.get("/model/card", params={"format": "markdown"})
+        assert markdown.headers["content-type"].startswith("text/markdown")
+        assert markdown.text == render_card_markdown(model_dir)

@@ -105,7 +105,7 @@ def test_monitor_command_reads_the_log_and_exits_on_drift(
     from credit_risk.cli import app
     from credit_risk.registry import load_exported
 
-    settings, _ = trained
+    del trained  # only needed for model_dir to exist
     pipeline, _ = load_exported(model_dir)
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
     old = datetime.now(UTC) - timedelta(days=30)
