@@ -68,7 +68,7 @@ def test_transient_failure_is_retried_and_the_flow_completes(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(training, "register_version", flaky)
-    result = training_flow(settings, params=FAST_PARAMS)
+    result = training_flow(settings, params=WORSE_PARAMS)
     assert len(calls) == 2
     assert result["model_version"] == "1"
 
@@ -82,7 +82,7 @@ def test_permanent_failure_is_not_retried(
         calls.append(1)
         raise ValueError("bad model name")
 
-    monkeypatch.setattr(training, "register_version", broken)
+    monkeypatch.setattr(training, "fit_evaluate", broken)
     with pytest.raises(ValueError, match="bad model name"):
         training_flow(settings, params=FAST_PARAMS)
     assert len(calls) == 1

@@ -1,0 +1,84 @@
+"""End to end: tune -> train -> MLflow registry -> champion alias -> export."""
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from credit_risk.data import read_applicants
+from credit_risk.registry import load_exported, promotion_gate
+from credit_risk.train import train
+from tests.conftest import DATA, FAST_PARAMS, make_settings
+
+WORSE_PARAMS = {"n_estimators": 5, "max_depth": 1, "max_features": 0.1}
+
+
+@pytest.mark.slow
+def test_train_registers_a_champion_that_pyfunc_loads(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, trials=3)
+    result = train(settings)
+    assert result.gate.promote and result.gate.reason == "no champion yet"
+    assert 0.0 < result.threshold < 1.0
+    assert set(result.test_metrics) >= {"cost", "recall_bad", "precision_bad", "accuracy",
+                                        "roc_auc", "brier"}
+
+    client = MlflowClient(settings.tracking_uri)
+    champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
+    assert str(champion.version) == result.version
+    run = client.get_run(result.run_id)
+    assert {"cv_cost_mean", "cv_cost_std", "test_roc_auc", "threshold"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert {"plots/roc_curve.png", "plots/precision_recall.png", "plots/confusion_matrix.png",
+            "plots/calibration.png", "plots/feature_importance.png"} <= artifacts
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{settings.registered_model_name}@champion")
+    applicants = read_applicants(DATA).features
+    predictions = np.asarray(model.predict(applicants))
+    assert predictions.shape[0] == 1000
+    assert set(np.unique(predictions)) <= {0, 1}
+
+    pipeline, metadata = load_exported(settings.model_dir)
+    assert metadata["model_version"] == result.version
+    assert metadata["threshold"] == pytest.approx(result.threshold)
+    assert pipeline.predict_proba(applicants).shape == (1000, 2)
+
+
+def test_worse_challenger_does_not_take_the_alias(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    first = train(settings, params=FAST_PARAMS)
+    exported_before = (settings.model_dir / "metadata.json").read_text()
+    worse = train(settings, params=WORSE_PARAMS)
+    assert not worse.gate.promote
+    assert "champion kept" in worse.gate.reason
+    client = MlflowClient(settings.tracking_uri)
+    champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
+    assert str(champion.version) == first.version != worse.version
+    assert (settings.model_dir / "metadata.json").read_text() == exported_before
+
+
+def test_same_data_and_seed_give_the_same_metrics(tmp_path: Path) -> None:
+    first = train(make_settings(tmp_path / "a"), params=FAST_PARAMS)
+    second = train(make_settings(tmp_path / "b"), params=FAST_PARAMS)
+    # Equal up to float summation order (the forest averages trees in parallel threads).
+    assert first.test_metrics == pytest.approx(second.test_metrics, rel=1e-9, abs=1e-12)
+    assert first.cv_metrics == pytest.approx(second.cv_metrics, rel=1e-9, abs=1e-12)
+    assert first.threshold == pytest.approx(second.threshold, rel=1e-9)
+
+
+def test_output_folder_gets_this_runs_model_even_when_not_champion(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    train(settings, params=FAST_PARAMS)
+    out = tmp_path / "challenger"
+    worse = train(settings, params=WORSE_PARAMS, output=out)
+    _, metadata = load_exported(out)
+    assert metadata["model_version"] == worse.version
+
+
+def test_gate_keeps_champion_on_a_tie() -> None:
+    decision = promotion_gate("cost", 0.5, 0.5, higher_is_better=False)
+    assert not decision.promote and "ties" in decision.reason
+    assert promotion_gate("roc_auc", 0.81, 0.80, higher_is_better=True).promote
+    assert not promotion_gate("cost", 0.4, 0.5, False, limits_failed=["di 0.7 < 0.8"]).promote
