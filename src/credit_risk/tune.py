@@ -163,6 +163,7 @@ def tune(x: pd.DataFrame, y: pd.Series, settings: Settings,
     Returns:
         The study; ``study.best_params`` are classifier keyword arguments.
     """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = study or create_study(settings)
     costs = costs_of(settings)
 
@@ -178,7 +179,6 @@ def tune(x: pd.DataFrame, y: pd.Series, settings: Settings,
         log.info("study %s already has %d finished trials", study.study_name,
                  finished_trials(study))
         return study
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     study.optimize(
         objective,
