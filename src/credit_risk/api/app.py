@@ -16,7 +16,7 @@ from credit_risk import __version__
 from credit_risk.api.errors import validation_error_handler
 from credit_risk.api.metrics import MetricsMiddleware, ServiceMetrics
 from credit_risk.api.models import batch_request_model
-from credit_risk.api.routes import meta, page, predict
+from credit_risk.api.routes import card, meta, page, predict
 from credit_risk.api.state import ServiceState, load_scorer
 from credit_risk.config import Settings, get_settings
 from credit_risk.decisions import DecisionLog
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None,
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(predict.build_router(batch_request_model(settings.max_batch)))
     app.include_router(meta.router)
+    app.include_router(card.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     if settings.cors_origins:
