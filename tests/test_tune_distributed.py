@@ -22,7 +22,7 @@ from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
 from credit_risk.train import train
-from credit_risk.tune import create_storage, finished_trials, load_study
+from credit_risk.tune import create_storage, database_url, finished_trials, load_study
 from tests.conftest import make_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("postgres-tuning")]
@@ -62,7 +62,7 @@ def _worker(storage: str, study: str, trials: int, env: dict[str, str]) -> subpr
 
 def _running(storage: str, study: str) -> int:
     try:
-        loaded = optuna.load_study(study_name=study, storage=storage)
+        loaded = optuna.load_study(study_name=study, storage=database_url(storage))
     except KeyError:  # not created yet
         return 0
     return len(loaded.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
@@ -98,7 +98,7 @@ def test_killed_worker_trial_is_retried_and_study_completes(database: str,
                 os.killpg(process.pid, signal.SIGKILL)
     assert survivor.returncode == 0, output
 
-    study = optuna.load_study(study_name=study_name, storage=database)
+    study = optuna.load_study(study_name=study_name, storage=database_url(database))
     states = [trial.state for trial in study.get_trials(deepcopy=False)]
     assert TrialState.RUNNING not in states
     # The workers stop together; two trials finishing at the same moment may add one extra.

@@ -8,6 +8,7 @@ one storage stop together once the study has that many.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from dataclasses import dataclass
@@ -103,6 +104,16 @@ def cross_validate(
     return CrossValidation(probability=probability, threshold=threshold, per_fold=per_fold)
 
 
+def database_url(url: str) -> str:
+    """Name the PostgreSQL driver we ship (psycopg2) when the URL leaves it to SQLAlchemy.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not installed.
+    """
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
 def create_storage(settings: Settings) -> optuna.storages.BaseStorage | None:
     """The study's storage: None (in memory), or an RDB storage with trial heartbeats.
 
@@ -116,10 +127,10 @@ def create_storage(settings: Settings) -> optuna.storages.BaseStorage | None:
     if not settings.storage.startswith(("postgresql", "mysql", "sqlite")):
         return optuna.storages.get_storage(settings.storage)
     return optuna.storages.RDBStorage(
-        settings.storage,
+        database_url(settings.storage),
         heartbeat_interval=settings.heartbeat_seconds,
         grace_period=settings.heartbeat_grace_seconds,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(
+        heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(
             max_retry=settings.trial_max_retry),
         engine_kwargs={"pool_pre_ping": True},
     )
