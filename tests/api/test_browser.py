@@ -1,0 +1,94 @@
+"""The web page in real headless Chromium: fill, submit, see the decision, reasons and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from pathlib import Path
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _open(browser: Any, url: str, width: int, height: int) -> Any:
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='true']")
+    return page
+
+
+def test_page_scores_an_applicant_and_shows_reasons(browser: Any, live_server: str) -> None:
+    page = _open(browser, live_server, 1280, 860)
+    page.wait_for_function("document.getElementById('model-info').textContent.length > 0")
+    # Options show the codebook's labels; their values are the UCI codes.
+    page.select_option("#f-checking_account_status", label="< 0 DM")
+    page.select_option("#f-savings_account", "A61")
+    page.select_option("#f-property", label="unknown / no property")
+    page.fill("#f-duration_months", "48")
+    page.fill("#f-credit_amount", "9000")
+    page.fill("#f-age_years", "23")
+    page.click("#submit")
+    page.wait_for_selector("#decision[data-decision]")
+    assert page.get_attribute("#decision", "data-decision") == "reject"
+    assert page.inner_text("#decision") == "Reject"
+    assert "%" in page.text_content("#gauge-value")
+    assert "at least" in page.inner_text("#threshold")
+    reasons = page.locator("#reasons li")
+    assert 1 <= reasons.count() <= 4
+    assert "< 0 DM" in page.inner_text("#reasons")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.close()
+
+
+def test_page_shows_an_error_next_to_its_field(browser: Any, live_server: str) -> None:
+    page = _open(browser, live_server, 1280, 860)
+    page.fill("#f-duration_months", "500")
+    page.click("#submit")
+    error = page.locator("[data-field='duration_months'] .error")
+    error.wait_for(state="visible")
+    assert "1 to 120" in error.inner_text()
+    assert "invalid" in (page.get_attribute("[data-field='duration_months']", "class") or "")
+    assert page.locator("[data-field='credit_amount'] .error").is_hidden()
+    # Fixing the value clears the error and scores.
+    page.fill("#f-duration_months", "12")
+    page.click("#submit")
+    page.wait_for_selector("#decision[data-decision]")
+    assert error.is_hidden()
+    page.close()
+
+
+def test_page_fits_a_phone_and_speaks_spanish(browser: Any, live_server: str) -> None:
+    page = _open(browser, live_server, 390, 844)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.click("[data-lang='es']")
+    assert page.inner_text("#submit") == "Evaluar solicitante"
+    page.click("#example")
+    page.click("#submit")
+    page.wait_for_selector("#decision[data-decision]")
+    assert page.inner_text("#decision") in ("Aprobar", "Rechazar")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.close()
