@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,10 @@ def shap_summary(pipeline: Any, applicants: pd.DataFrame, path: Path,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import shap
+
+    with warnings.catch_warnings():  # shap's colormap set-up warns about matplotlib changes
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
 
     encoded = pipeline[:-1].transform(applicants.head(rows))
     names = [str(n) for n in pipeline.named_steps["encode"].get_feature_names_out()]
