@@ -1,7 +1,7 @@
 """Distributed tuning: worker processes share one Optuna study in PostgreSQL.
 
 A worker killed mid-trial leaves a trial that stops sending heartbeats; the next trial any
-worker starts marks it FAIL and ``RetryFailedTrialCallback`` enqueues it again, so the study
+worker starts marks it FAIL and Optuna's retry callback enqueues it again, so the study
 still reaches the requested number of finished trials and nothing stays RUNNING.
 """
 
@@ -18,11 +18,16 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
 from credit_risk.train import train
-from credit_risk.tune import create_storage, database_url, finished_trials, load_study
+from credit_risk.tune import (
+    RetryStaleTrial,
+    create_storage,
+    database_url,
+    finished_trials,
+    load_study,
+)
 from tests.conftest import make_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("postgres-tuning")]
@@ -72,7 +77,7 @@ def _running(storage: str, study: str) -> int:
 def test_killed_worker_trial_is_retried_and_study_completes(database: str,
                                                             tmp_path: Path) -> None:
     study_name = f"kill-{uuid.uuid4().hex[:8]}"
-    trials = 5
+    trials = 4
     env = {**os.environ, "CREDIT_RISK_CV_FOLDS": "2", "CREDIT_RISK_HEARTBEAT_SECONDS": "1",
            "CREDIT_RISK_HEARTBEAT_GRACE_SECONDS": "5", "MLFLOW_TRACKING_URI": "unused"}
     # Create the study (and its tables) once, so the two workers do not race to create them.
@@ -105,7 +110,7 @@ def test_killed_worker_trial_is_retried_and_study_completes(database: str,
     assert trials <= finished_trials(study) <= trials + 1
     failed = [t for t in study.trials if t.state is TrialState.FAIL]
     assert len(failed) == 1
-    retried = [t for t in study.trials if RetryFailedTrialCallback.retried_trial_number(t)
+    retried = [t for t in study.trials if RetryStaleTrial.retried_trial_number(t)
                == failed[0].number]
     assert len(retried) == 1 and retried[0].state is TrialState.COMPLETE
     assert retried[0].params == failed[0].params
@@ -125,7 +130,7 @@ def test_storage_has_heartbeats_and_retry_callback(database: str, tmp_path: Path
     assert isinstance(storage, optuna.storages.RDBStorage)
     assert storage.heartbeat_interval == 7 and storage.grace_period == 21
     callback = storage.get_heartbeat_stale_trial_callback()
-    assert isinstance(callback, RetryFailedTrialCallback)
+    assert isinstance(callback, RetryStaleTrial)
     assert callback._max_retry == 2
 
 

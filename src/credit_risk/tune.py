@@ -25,6 +25,10 @@ from credit_risk.model import build_pipeline, suggest_params
 
 log = logging.getLogger(__name__)
 
+# Optuna 4.9 renamed RetryFailedTrialCallback (now a deprecated subclass) to this.
+RetryStaleTrial = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
+                          optuna.storages.RetryFailedTrialCallback)
+
 # Threshold used by the seed's recall objective.
 SEED_THRESHOLD = 0.5
 
@@ -119,7 +123,8 @@ def create_storage(settings: Settings) -> optuna.storages.BaseStorage | None:
 
     With a database URL, every running trial writes a heartbeat; a trial whose worker died
     (no heartbeat for ``heartbeat_grace_seconds``) is marked FAIL by the next worker that
-    starts a trial, and ``RetryFailedTrialCallback`` enqueues it again with the same
+    starts a trial, and Optuna's retry callback (``RetryHeartbeatStaleTrialCallback``, formerly
+    ``RetryFailedTrialCallback``) enqueues it again with the same
     parameters, so a killed worker leaves neither a RUNNING trial nor a gap in the count.
     """
     if not settings.storage:
@@ -130,8 +135,7 @@ def create_storage(settings: Settings) -> optuna.storages.BaseStorage | None:
         database_url(settings.storage),
         heartbeat_interval=settings.heartbeat_seconds,
         grace_period=settings.heartbeat_grace_seconds,
-        heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(
-            max_retry=settings.trial_max_retry),
+        heartbeat_stale_trial_callback=RetryStaleTrial(max_retry=settings.trial_max_retry),
         engine_kwargs={"pool_pre_ping": True},
     )
 
