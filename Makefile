@@ -52,6 +52,17 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} \
 		--default-artifact-root ./mlruns --host $(HOST) --port 5000
 
+## prefect-ui: Prefect server and UI on the default local store (~/.prefect), port 4200
+prefect-ui: install
+	$(BIN)/prefect server start --host $(HOST) --port 4200
+
+## flow: run the training flow once (recorded by `make prefect-ui` when it is running)
+flow: install
+	@if $(BIN)/python -c "import urllib.request as u; u.urlopen('http://$(HOST):4200/api/health', timeout=2)" 2>/dev/null; then \
+		echo "Prefect server found on $(HOST):4200"; \
+		PREFECT_API_URL=http://$(HOST):4200/api $(BIN)/credit-risk flow run $(ARGS); \
+	else $(BIN)/credit-risk flow run $(ARGS); fi
+
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks *.py
 	$(BIN)/ruff format --check src tests benchmarks *.py
@@ -76,6 +87,12 @@ bench-calibration: install
 
 bench-protected: install
 	$(BIN)/python benchmarks/protected_policy.py $(ARGS)
+
+bench-flow: install
+	$(BIN)/python benchmarks/flow_overhead.py $(ARGS)
+
+bench-tuning: install
+	$(BIN)/python benchmarks/tuning_scaleout.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) mlruns mlflow.db models reports .pytest_cache
