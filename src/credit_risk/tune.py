@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,13 +132,15 @@ def create_storage(settings: Settings) -> optuna.storages.BaseStorage | None:
         return None
     if not settings.storage.startswith(("postgresql", "mysql", "sqlite")):
         return optuna.storages.get_storage(settings.storage)
-    return optuna.storages.RDBStorage(
-        database_url(settings.storage),
-        heartbeat_interval=settings.heartbeat_seconds,
-        grace_period=settings.heartbeat_grace_seconds,
-        heartbeat_stale_trial_callback=RetryStaleTrial(max_retry=settings.trial_max_retry),
-        engine_kwargs={"pool_pre_ping": True},
-    )
+    with warnings.catch_warnings():  # the retry callback is flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            database_url(settings.storage),
+            heartbeat_interval=settings.heartbeat_seconds,
+            grace_period=settings.heartbeat_grace_seconds,
+            heartbeat_stale_trial_callback=RetryStaleTrial(max_retry=settings.trial_max_retry),
+            engine_kwargs={"pool_pre_ping": True},
+        )
 
 
 def create_study(settings: Settings) -> optuna.Study:
