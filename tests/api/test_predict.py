@@ -87,7 +87,7 @@ def test_predict_missing_field_is_422(client: TestClient) -> None:
     assert "A173" in error["allowed"]
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b"null", b'"text"'])
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b"null", b'"text"', b"\xff\xfe{"])
 def test_predict_malformed_body_is_422(client: TestClient, body: bytes) -> None:
     response = client.post("/predict", content=body,
                            headers={"Content-Type": "application/json"})

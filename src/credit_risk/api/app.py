@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credit_risk import __version__
-from credit_risk.api.errors import validation_error_handler
+from credit_risk.api.errors import http_error_handler, validation_error_handler
 from credit_risk.api.metrics import MetricsMiddleware, ServiceMetrics
 from credit_risk.api.models import batch_request_model
 from credit_risk.api.routes import card, meta, page, predict
@@ -73,7 +74,9 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None,
     app.state.service = state
     app.state.max_batch = settings.max_batch
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.include_router(predict.build_router(batch_request_model(settings.max_batch)))
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.include_router(predict.build_router(batch_request_model(settings.max_batch),
+                                          require_key=bool(settings.api_key)))
     app.include_router(meta.router)
     app.include_router(card.router)
     app.include_router(page.router)

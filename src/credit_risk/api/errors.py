@@ -6,7 +6,10 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credit_risk.api.responses import FastJSONResponse
 from credit_risk.schema import BY_NAME
@@ -65,6 +68,17 @@ def describe_errors(errors: list[dict[str, Any]], max_batch: int) -> list[dict[s
             "type": kind,
         })
     return described
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI answers an undecodable body (e.g. not UTF-8) with 400; make it a 422 too."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+        detail = [{"field": "body", "value": None, "allowed": "a well-formed JSON document",
+                   "message": "the body is not valid JSON text (UTF-8)", "loc": ["body"],
+                   "msg": str(exc.detail), "type": "json_invalid"}]
+        return FastJSONResponse(status_code=422, content={"detail": detail})
+    return await http_exception_handler(request, exc)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> FastJSONResponse:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
 from credit_risk.schema import ATTRIBUTES, Attribute, Kind, label_to_code
 
@@ -18,6 +19,20 @@ def _to_code(attribute: Attribute) -> Any:
     return convert
 
 
+def _whole_number(value: Any) -> Any:
+    """Accept JSON integers, including ``12.0`` (an integer in JSON Schema); refuse the rest.
+
+    Booleans and numeric strings are refused: pydantic's lax mode would take them.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise PydanticCustomError("int_type", "Input should be a whole number")
+        return int(value)
+    return value
+
+
 def _applicant_field(attribute: Attribute) -> tuple[Any, Any]:
     if attribute.kind is Kind.CATEGORICAL:
         choices = (*attribute.codes, *attribute.codes.values())
@@ -29,8 +44,9 @@ def _applicant_field(attribute: Attribute) -> tuple[Any, Any]:
     unit = f", in {attribute.unit}" if attribute.unit else ""
     description = (f"{attribute.description} (UCI attribute {attribute.uci_number}{unit}); "
                    f"an integer from {attribute.minimum} to {attribute.maximum}.")
-    return int, Field(strict=True, ge=attribute.minimum, le=attribute.maximum,
-                      description=description, examples=[attribute.default])
+    kind = Annotated[int, BeforeValidator(_whole_number)]
+    return kind, Field(ge=attribute.minimum, le=attribute.maximum,
+                       description=description, examples=[attribute.default])
 
 
 EXAMPLE_APPLICANT: dict[str, Any] = {a.name: a.default for a in ATTRIBUTES}

@@ -67,10 +67,17 @@ async def score_and_log(state: ServiceState, scorer: Scorer,
     return payloads
 
 
-def build_router(batch_model: type[BaseModel]) -> APIRouter:
-    """The predict routes; the batch body model carries the configured size limit."""
-    router = APIRouter(tags=["predict"], dependencies=[Depends(check_api_key)],
-                       responses=ERRORS)
+def build_router(batch_model: type[BaseModel], require_key: bool) -> APIRouter:
+    """The predict routes; the batch body model carries the configured size limit.
+
+    Args:
+        batch_model: the batch request model (see :func:`batch_request_model`).
+        require_key: guard the routes with ``X-API-Key`` (declared in the OpenAPI spec only
+            then, so the spec matches what the service enforces).
+    """
+    responses = ERRORS if require_key else {k: v for k, v in ERRORS.items() if k != 401}
+    router = APIRouter(tags=["predict"], responses=responses,
+                       dependencies=[Depends(check_api_key)] if require_key else [])
 
     @router.post("/predict", response_model=Prediction, summary="Score one applicant")
     async def predict(applicant: Applicant, state: State,  # type: ignore[valid-type]
