@@ -288,13 +288,20 @@ def card_markdown(metadata: dict[str, Any], inline_images: bool = True) -> str:
         "",
         "## How to reproduce",
         "",
+        "From the repository at package version "
+        f"{metadata.get('package_version', '?')}, on the training file with the sha256 above "
+        "(`--trials`: the `trials` parameter of the MLflow run):",
+        "",
         "```bash",
+        f"CREDIT_RISK_CALIBRATION={params.get('calibration', 'sigmoid')} "
         f"credit-risk train --seed {metadata.get('seed', 42)} --objective "
         f"{metadata.get('objective', 'cost')} --protected "
-        f"{metadata.get('protected_policy', 'include')}",
+        f"{metadata.get('protected_policy', 'include')} --trials N",
         "```",
         "",
-        f"Parameters: `{params}`.",
+        "An in-process search is seeded, so the same trials give the same parameters; this "
+        "model's were "
+        f"`{params}`.",
     ]
     return "\n".join(lines) + "\n"
 
