@@ -150,12 +150,12 @@ def assess_drift(reference: pd.DataFrame, current: pd.DataFrame,
     enough = len(current) >= min_rows
     reasons: list[str] = []
     if enough:
-        for row in table[table["drifted"]].itertuples():
-            why = [f"PSI {row.psi:.3f} >= {psi_limit}"] if row.psi >= psi_limit else []
-            if row.ks_p_value < corrected:
-                why.append(f"KS p={row.ks_p_value:.2g} < {corrected:.2g} "
+        for drifted in table[table["drifted"]].itertuples():
+            why = [f"PSI {drifted.psi:.3f} >= {psi_limit}"] if drifted.psi >= psi_limit else []
+            if drifted.ks_p_value < corrected:
+                why.append(f"KS p={drifted.ks_p_value:.2g} < {corrected:.2g} "
                            f"({p_value} / {len(NUMERIC)} numeric attributes)")
-            reasons.append(f"{row.attribute}: " + "; ".join(why))
+            reasons.append(f"{drifted.attribute}: " + "; ".join(why))
     return DriftResult(table=table, drift=enough and bool(reasons), reasons=reasons,
                        reference_rows=len(reference), current_rows=len(current),
                        enough_data=enough,
@@ -261,7 +261,7 @@ def drift_plots(reference: pd.DataFrame, current: pd.DataFrame, result: DriftRes
             ref = np.asarray(reference_scores, dtype="float64") if name == SCORE \
                 else reference[name].dropna().to_numpy(dtype="float64")
             cur = current[name].dropna().to_numpy(dtype="float64")
-            bins = np.histogram_bin_edges(np.r_[ref, cur], bins=20)
+            bins = np.histogram_bin_edges(np.r_[ref, cur], bins=20).tolist()
             ax.hist(ref, bins=bins, density=True, alpha=0.55, label="reference")
             ax.hist(cur, bins=bins, density=True, alpha=0.55, label="recent decisions")
         else:
