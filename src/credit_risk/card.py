@@ -28,7 +28,7 @@ from credit_risk.fairness import (
     combine,
     log_audit,
 )
-from credit_risk.model import forests_of
+from credit_risk.model import CALIBRATION_KEY, DEFAULT_CALIBRATION, forests_of
 from credit_risk.registry import read_metadata
 
 CARD_MARKDOWN = "model_card.md"
@@ -111,7 +111,7 @@ def assess_run(settings: Settings, pipeline: Any, params: dict[str, Any],
                      "metrics": _json_safe(audit.metrics),
                      "limits_failed": fairness_limits_failed(settings, audit),
                      "caveat": SEX_CAVEAT},
-        "calibration": {"method": str(params.get("calibration", "sigmoid"))
+        "calibration": {"method": str(params.get(CALIBRATION_KEY, DEFAULT_CALIBRATION))
                         if is_calibrated(pipeline) else "none",
                         "folds": params.get("calibration_folds"),
                         **{f"test_{k}": v for k, v in
@@ -149,8 +149,8 @@ def log_assessment(assessment: dict[str, Any], card_metadata: dict[str, Any]) ->
 
     log_audit(audit_of(assessment))
     calibration = assessment["calibration"]
+    # The method itself is already a run parameter (``calibration`` in the pipeline params).
     mlflow.log_metrics({k: v for k, v in calibration.items() if k.startswith("test_brier")})
-    mlflow.log_param("calibration", calibration["method"])
     with tempfile.TemporaryDirectory() as folder:
         for name, encoded in assessment["images"].items():
             (Path(folder) / name).write_bytes(base64.b64decode(encoded))
