@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     # Calibration of probability_bad inside the fitted pipeline, on out-of-fold scores.
     calibration: Literal["none", "sigmoid", "isotonic"] = "sigmoid"
     calibration_folds: int = Field(3, ge=2)
-    # Optional promotion-gate limits on the test split's fairness audit (None = no limit).
+    # Optional promotion-gate limits on the fairness audit of the out-of-fold predictions
+    # (the training split: 4x the test split's rows, so small groups are less noisy).
+    # None = no limit.
     fairness_min_disparate_impact: float | None = Field(None, ge=0, le=1)
     fairness_max_equalized_odds_difference: float | None = Field(None, ge=0, le=1)
     # Drift monitor: PSI bands (0.1 watch, 0.25 act); the run fails past psi_limit or when a
