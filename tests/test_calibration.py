@@ -66,3 +66,22 @@ def test_exported_champion_is_calibrated_and_loads_with_skops(
     assert isinstance(pipeline.named_steps["classifier"], CalibratedClassifierCV)
     assert metadata["params"].get("calibration", "sigmoid") != "none"
     assert 0.0 < metadata["threshold"] < 1.0
+
+
+@pytest.mark.parametrize("method", ["none", "sigmoid", "isotonic"])
+def test_every_calibration_method_loads_with_the_trusted_types(
+    split: tuple[Any, Any, Any, Any], method: str, tmp_path: Path
+) -> None:
+    import skops.io
+
+    from credit_risk.model import SKOPS_TRUSTED_TYPES
+
+    x_train, x_test, y_train, _ = split
+    pipeline = build_pipeline({"n_estimators": 10, "calibration": method}, seed=1, n_jobs=1)
+    pipeline.fit(x_train, y_train.to_numpy())
+    path = tmp_path / "model.skops"
+    skops.io.dump(pipeline, path)
+    untrusted = set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES)
+    assert not untrusted
+    loaded = skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+    np.testing.assert_allclose(loaded.predict_proba(x_test), pipeline.predict_proba(x_test))

@@ -148,3 +148,14 @@ def test_monitor_function_returns_a_flag_a_flow_can_use(
     assert result.drift and result.report_path == tmp_path / "r.html"
     score_row = result.table.set_index("attribute").loc[SCORE]
     assert score_row["psi"] > 0.1  # longer, larger, overdrawn applicants score riskier
+
+
+def test_logged_labels_are_read_back_as_codes(applicants: pd.DataFrame) -> None:
+    from credit_risk.monitor import decisions_to_frame
+
+    record = applicants.iloc[0].to_dict()
+    record["foreign_worker"] = "no"  # the label of A202
+    frame = decisions_to_frame([{"input": record, "probability_bad": 0.2, "request_id": "r",
+                                 "created_at": None, "model_version": "1"}])
+    assert frame.loc[0, "foreign_worker"] == "A202"
+    assert frame.loc[0, SCORE] == 0.2
