@@ -17,7 +17,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
 from credit_risk.config import ProtectedPolicy, Settings
 from credit_risk.evaluate import classification_metrics, cost_optimal_threshold, summarise
-from credit_risk.model import build_logistic_pipeline, build_pipeline
+from credit_risk.model import CALIBRATION_KEY, build_logistic_pipeline, build_pipeline
 from credit_risk.tune import SEED_THRESHOLD, costs_of, cross_validate, tune
 
 RECIPES: dict[str, str] = {
@@ -46,7 +46,7 @@ def fit_recipe(recipe: str, x: pd.DataFrame, y: pd.Series, settings: Settings,
     drop = settings.protected_policy is ProtectedPolicy.EXCLUDE
     y_array = y.to_numpy()
     if recipe == "seed":
-        model = build_pipeline({}, settings.seed, drop, n_jobs=1)
+        model = build_pipeline({CALIBRATION_KEY: "none"}, settings.seed, drop, n_jobs=1)
         return model.fit(x, y_array), SEED_THRESHOLD
     if recipe == "logistic":
         def make() -> Any:
