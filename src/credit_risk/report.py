@@ -17,7 +17,12 @@ from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
 from credit_risk.config import ProtectedPolicy, Settings
 from credit_risk.evaluate import classification_metrics, cost_optimal_threshold, summarise
-from credit_risk.model import CALIBRATION_KEY, build_logistic_pipeline, build_pipeline
+from credit_risk.model import (
+    CALIBRATION_FOLDS_KEY,
+    CALIBRATION_KEY,
+    build_logistic_pipeline,
+    build_pipeline,
+)
 from credit_risk.tune import SEED_THRESHOLD, costs_of, cross_validate, tune
 
 RECIPES: dict[str, str] = {
@@ -57,7 +62,9 @@ def fit_recipe(recipe: str, x: pd.DataFrame, y: pd.Series, settings: Settings,
     if recipe == "tuned":
         inner = settings.model_copy(update={"trials": inner_trials, "n_jobs": 1,
                                             "storage": None, "study_name": None})
-        params = dict(tune(x, y, inner).best_params)
+        params = {CALIBRATION_KEY: settings.calibration,
+                  CALIBRATION_FOLDS_KEY: settings.calibration_folds,
+                  **tune(x, y, inner).best_params}
         threshold = cross_validate(params, x, y, inner).threshold
         model = build_pipeline(params, settings.seed, drop, n_jobs=1)
         return model.fit(x, y_array), threshold
