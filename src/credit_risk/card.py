@@ -195,9 +195,10 @@ def card_markdown(metadata: dict[str, Any], inline_images: bool = True) -> str:
 
     excluded = metadata.get("protected_policy") == ProtectedPolicy.EXCLUDE.value
     params = {k: v for k, v in metadata.get("params", {}).items()}
+    version = str(metadata.get("model_version", ""))
     lines = [
         f"# Model card: {metadata.get('model_name', 'german-credit-risk')} "
-        f"v{metadata.get('model_version', '?')}",
+        + (f"v{version}" if version.isdigit() else "(run not yet registered)"),
         "",
         f"MLflow run `{metadata.get('run_id', '?')}`, trained {metadata.get('trained_at', '?')}, "
         f"package {metadata.get('package_version', '?')}, objective "
@@ -316,7 +317,7 @@ def card_html(metadata: dict[str, Any]) -> str:
 
     body = MarkdownIt("commonmark").enable("table").render(card_markdown(metadata))
     title = html.escape(f"Model card: {metadata.get('model_name', '')} "
-                        f"v{metadata.get('model_version', '?')}")
+                        f"{metadata.get('model_version', '')}")
     style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
              "padding:0 1rem;line-height:1.45}table{border-collapse:collapse;margin:.5rem 0}"
              "td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}"
