@@ -9,7 +9,7 @@ MODEL_DIR ?= models/champion
 
 .PHONY: run test install install-dev train serve mlflow-ui prefect-ui flow lint lock \
         bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
-        monitor bench-calibration bench-protected
+        monitor bench-calibration bench-protected bench-batch
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -72,6 +72,12 @@ lint: install-dev
 lock: | $(BIN)/python
 	$(UV) pip compile --python-version 3.11 requirements.in -o requirements.txt
 	$(UV) pip compile --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+
+bench-serving: install
+	$(BIN)/python benchmarks/serving.py $(ARGS)
+
+bench-batch: install
+	$(BIN)/python benchmarks/batch.py $(ARGS)
 
 bench-quality: install
 	$(BIN)/python benchmarks/model_quality.py $(ARGS)
