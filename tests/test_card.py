@@ -74,3 +74,15 @@ def test_card_is_served_at_model_card(model_dir: Path, tmp_path: Path) -> None:
         markdown = client.get("/model/card", params={"format": "markdown"})
         assert markdown.headers["content-type"].startswith("text/markdown")
         assert markdown.text == render_card_markdown(model_dir)
+
+
+def test_card_command_writes_html(model_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from credit_risk.cli import app
+
+    target = tmp_path / "card.html"
+    outcome = CliRunner().invoke(app, ["card", "--model", str(model_dir), "--output",
+                                       str(target)])
+    assert outcome.exit_code == 0, outcome.output
+    assert target.read_text() == render_card_html(model_dir)

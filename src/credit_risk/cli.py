@@ -259,3 +259,23 @@ def monitor(
     typer.echo(f"report: {result.report_path}")
     if result.drift:
         raise typer.Exit(1)
+
+
+@app.command()
+def card(
+    model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="Write here (.html or .md); default: Markdown to stdout.")] = None,
+) -> None:
+    """The model card of an exported model (as served at GET /model/card)."""
+    from credit_risk.card import render_card_html, render_card_markdown
+
+    folder = model or get_settings().model_dir
+    if output is None:
+        typer.echo(render_card_markdown(folder))
+        return
+    text = render_card_html(folder) if output.suffix in (".html", ".htm") \
+        else render_card_markdown(folder)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    typer.echo(f"wrote {output}")
