@@ -85,51 +85,56 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(new_database: Callable[[str], str], base_env: dict[str, str],
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The compose ``mlflow`` service's command on PostgreSQL with a local artifact root."""
-    folder = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
+def servers(new_database: Callable[[str], str], base_env: dict[str, str],
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The compose ``mlflow`` and ``prefect`` services' commands, both on PostgreSQL.
+
+    Both start at once (their database migrations are most of the wait), as Compose does.
+    """
+    folder = tmp_path_factory.mktemp("servers")
+    mlflow_port, prefect_port = free_port(), free_port()
     command = _command("mlflow")
     command = replace_option(command, "--backend-store-uri",
                              f"postgresql+psycopg2://{PG_SERVER}/{new_database('mlflow')}")
     command = replace_option(command, "--artifacts-destination", str(folder / "artifacts"))
     command = replace_option(command, "--host", "127.0.0.1")
-    command = replace_option(command, "--port", str(port))
+    command = replace_option(command, "--port", str(mlflow_port))
     command = replace_option(command, "--workers", "1")
-    log = folder / "server.log"
-    process = _start(command, base_env, log)
-    url = f"http://127.0.0.1:{port}"
+    mlflow_log = folder / "mlflow.log"
+    mlflow_process = _start(command, base_env, mlflow_log)
+
+    command = replace_option(_command("prefect"), "--host", "127.0.0.1")
+    command = replace_option(command, "--port", str(prefect_port))
+    env = {**base_env,
+           **_environment("prefect", {"localhost:4200": f"127.0.0.1:{prefect_port}"}),
+           "PREFECT_API_DATABASE_CONNECTION_URL":
+               f"postgresql+asyncpg://{PG_SERVER}/{new_database('prefect')}"}
+    prefect_log = folder / "prefect.log"
+    prefect_process = _start(command, env, prefect_log)
+    urls = {"mlflow": f"http://127.0.0.1:{mlflow_port}",
+            "prefect": f"http://127.0.0.1:{prefect_port}/api"}
     try:
-        wait_http(f"{url}/health", process, log)
-        health = subprocess.run(_healthcheck("mlflow", 5000, port), env=base_env, timeout=30)
-        assert health.returncode == 0
-        yield url
+        wait_http(f"{urls['mlflow']}/health", mlflow_process, mlflow_log)
+        wait_http(f"{urls['prefect']}/health", prefect_process, prefect_log)
+        for name, port_in_compose, port in (("mlflow", 5000, mlflow_port),
+                                            ("prefect", 4200, prefect_port)):
+            health = subprocess.run(_healthcheck(name, port_in_compose, port), env=base_env,
+                                    timeout=30)
+            assert health.returncode == 0, f"{name} healthcheck failed"
+        yield urls
     finally:
-        stop(process)
+        stop(mlflow_process)
+        stop(prefect_process)
 
 
 @pytest.fixture(scope="module")
-def prefect_server(new_database: Callable[[str], str], base_env: dict[str, str],
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The compose ``prefect`` service's command on PostgreSQL."""
-    folder = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    command = replace_option(_command("prefect"), "--host", "127.0.0.1")
-    command = replace_option(command, "--port", str(port))
-    env = {**base_env, **_environment("prefect", {"localhost:4200": f"127.0.0.1:{port}"}),
-           "PREFECT_API_DATABASE_CONNECTION_URL":
-               f"postgresql+asyncpg://{PG_SERVER}/{new_database('prefect')}"}
-    log = folder / "server.log"
-    process = _start(command, env, log)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_http(f"{url}/health", process, log)
-        health = subprocess.run(_healthcheck("prefect", 4200, port), env=base_env, timeout=30)
-        assert health.returncode == 0
-        yield url
-    finally:
-        stop(process)
+def mlflow_server(servers: dict[str, str]) -> str:
+    return servers["mlflow"]
+
+
+@pytest.fixture(scope="module")
+def prefect_server(servers: dict[str, str]) -> str:
+    return servers["prefect"]
 
 
 @pytest.fixture(scope="module")
