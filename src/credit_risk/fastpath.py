@@ -71,18 +71,19 @@ def _derived_columns(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 
     Checked against the fitted feature step by :func:`verify` (see the module docstring).
     """
-    amount = columns["credit_amount"].astype("float64")
-    duration = columns["duration_months"].astype("float64")
-    rate = columns["installment_rate"].astype("float64")
-    status = columns["personal_status_sex"]
-    band_index = np.searchsorted(AGE_BAND_EDGES, columns["age_years"], side="right")
+    amount = np.asarray(columns["credit_amount"], dtype="float64")
+    duration = np.asarray(columns["duration_months"], dtype="float64")
+    rate = np.asarray(columns["installment_rate"], dtype="float64")
+    status = pd.Series(columns["personal_status_sex"])
+    band_index = np.searchsorted(AGE_BAND_EDGES, np.asarray(columns["age_years"]), side="right")
     return {
         "monthly_installment": amount / duration,
         "log_credit_amount": np.log(amount),
         "disposable_income_proxy": amount / duration / rate,
-        "has_checking_account": (columns["checking_account_status"] != "A14").astype("int64"),
-        "sex": np.asarray([SEX_BY_CODE.get(s, "") for s in status], dtype=object),
-        "marital_status": np.asarray([MARITAL_BY_CODE.get(s, "") for s in status], dtype=object),
+        "has_checking_account": np.asarray(
+            pd.Series(columns["checking_account_status"]) != "A14", dtype="int64"),
+        "sex": status.map(SEX_BY_CODE),
+        "marital_status": status.map(MARITAL_BY_CODE),
         "age_band": np.asarray(AGE_BANDS, dtype=object)[band_index],
     }
 
@@ -192,21 +193,20 @@ class RowEncoder:
         n = len(columns[FEATURE_NAMES[0]])
         out = np.zeros((n, self.layout.width), dtype=np.float32)
         for index, column in enumerate(self.layout.numeric):
-            out[:, index] = everything[column]
+            out[:, index] = np.asarray(everything[column], dtype=np.float64)
         rows = np.arange(n)
         for column, offset, positions in self._offsets:
-            values = everything[column]
-            # Unknown levels encode as all zeros, as OneHotEncoder(handle_unknown="ignore").
-            index = np.fromiter((positions.get(v, -1) for v in values), dtype=np.int64, count=n)
+            # Hash lookup in C; unknown levels get -1 and encode as all zeros, as
+            # OneHotEncoder(handle_unknown="ignore") does.
+            index = pd.Categorical(everything[column], categories=list(positions)).codes
             known = index >= 0
             out[rows[known], offset + index[known]] = 1.0
         return out
 
     def encode_frame(self, applicants: pd.DataFrame) -> np.ndarray:
         """Encode a validated frame with the schema's columns."""
-        return self.encode_columns(
-            {name: applicants[name].to_numpy() for name in FEATURE_NAMES}
-        )
+        # Series as they are (pandas 3 keeps text in Arrow; converting to objects is slow).
+        return self.encode_columns({name: applicants[name] for name in FEATURE_NAMES})
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encode validated applicants given as dicts (the API's request bodies)."""
@@ -446,6 +446,8 @@ class FastPath:
     session: Any
     bias: float
     calibrators: list[dict[str, Any] | None]
+    graph: bytes = b""
+    _batch_session: Any = None
 
     @classmethod
     def from_bytes(cls, graph: bytes, layout: EncodedLayout, bias: float,
@@ -459,11 +461,28 @@ class FastPath:
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         return cls(encoder=RowEncoder(layout), session=session, bias=bias,
-                   calibrators=calibrators)
+                   calibrators=calibrators, graph=graph)
+
+    # Rows from which a call uses the multi-threaded session (files, big batches).
+    BATCH_ROWS = 4096
+
+    def _session_for(self, rows: int) -> Any:
+        if rows < self.BATCH_ROWS or not self.graph:
+            return self.session
+        if self._batch_session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = os.cpu_count() or 1
+            # Chunks come and go; an arena would keep the largest one's memory for good.
+            options.enable_cpu_mem_arena = False
+            self._batch_session = ort.InferenceSession(
+                self.graph, options, providers=["CPUExecutionProvider"])
+        return self._batch_session
 
     def run_raw(self, encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Calibrated probability ``(n,)``, raw forest probability ``(n,)``, contributions."""
-        (out,) = self.session.run(None, {"X": encoded})
+        (out,) = self._session_for(len(encoded)).run(None, {"X": encoded})
         k = len(self.calibrators)
         raw = out[:, :k].astype(np.float64)
         probability = np.mean(

@@ -241,6 +241,22 @@ def reason_texts(applicants: pd.DataFrame, contributions: np.ndarray | None) -> 
     return columns
 
 
+def _write_csv(handle: Any, scored: pd.DataFrame, header: bool) -> None:
+    """Append scored rows as CSV (pyarrow's multi-threaded writer when available)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:  # pandas writes the same columns, only slower
+        scored.to_csv(handle, header=header, index=False, float_format="%.6f",
+                      quoting=csv.QUOTE_MINIMAL)
+        return
+    table = pa.Table.from_pandas(scored, preserve_index=False)
+    buffer = pa.BufferOutputStream()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=header,
+                                                      quoting_style="needed"))
+    handle.write(buffer.getvalue().to_pybytes().decode("utf-8"))
+
+
 def predict_file(
     scorer: Scorer,
     input_path: Path,
@@ -249,6 +265,9 @@ def predict_file(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Score a UCI or CSV file in chunks and write a CSV, in constant memory.
+
+    The next chunk is read and validated in a background thread while the current one is
+    scored (ONNX Runtime releases the GIL), so reading and scoring overlap.
 
     Args:
         scorer: the loaded model.
@@ -260,14 +279,21 @@ def predict_file(
     Returns:
         Rows written.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     written = 0
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    with output_path.open("w", newline="", encoding="utf-8") as handle:
-        for number, chunk in enumerate(iter_applicants(input_path, chunk_rows)):
+    chunks = iter_applicants(input_path, chunk_rows)
+    with output_path.open("w", newline="", encoding="utf-8") as handle, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
+        pending = reader.submit(next, chunks, None)
+        number = 0
+        while (chunk := pending.result()) is not None:
+            pending = reader.submit(next, chunks, None)
             scored = scorer.score(chunk.features)
-            scored.to_csv(handle, header=number == 0, index=False, float_format="%.6f",
-                          quoting=csv.QUOTE_MINIMAL)
+            _write_csv(handle, scored, header=number == 0)
             written += len(scored)
+            number += 1
             if progress is not None:
                 progress(len(scored))
     return written
