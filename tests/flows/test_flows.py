@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +16,7 @@ import pytest
 import requests
 import sqlalchemy.exc
 from mlflow.tracking import MlflowClient
+from prefect.exceptions import ObjectNotFound
 
 from credit_risk import train as training
 from credit_risk.flows import WEEKLY_CRON, is_transient, training_flow, weekly_deployment
@@ -118,3 +125,46 @@ def test_weekly_deployment_has_the_cron_schedule() -> None:
     assert deployment.name == "weekly-retraining"
     assert [s.schedule.cron for s in deployment.schedules] == [WEEKLY_CRON]
     assert deployment.parameters == {}
+
+
+def test_root_entry_point_runs_the_package_flow() -> None:
+    import prefect_flow
+
+    assert prefect_flow.training_flow is training_flow
+
+
+@pytest.mark.slow
+def test_flow_serve_registers_the_scheduled_deployment(prefect_harness: None,
+                                                       tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    serve = subprocess.Popen(
+        [str(Path(sys.executable).with_name("credit-risk")), "flow", "serve",
+         "--cron", "0 3 * * 1", "--name", "test-weekly"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+
+    async def read() -> Any:
+        async with get_client() as client:
+            return await client.read_deployment_by_name("credit-risk-training/test-weekly")
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert serve.poll() is None, serve.stdout.read() if serve.stdout else ""
+            try:
+                deployment = asyncio.run(read())
+                break
+            except ObjectNotFound:
+                assert time.monotonic() < deadline, "deployment never registered"
+                time.sleep(1)
+    finally:
+        os.killpg(serve.pid, signal.SIGINT)
+        try:
+            serve.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)
+    assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * 1"]
+    assert deployment.schedules[0].active
