@@ -48,8 +48,11 @@ def start_prefect_server(env: dict[str, str], home: Path) -> tuple[subprocess.Po
         port = sock.getsockname()[1]
     server = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env={**env, "PREFECT_HOME": str(home)}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+        env={**env, "PREFECT_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -64,12 +67,12 @@ def start_prefect_server(env: dict[str, str], home: Path) -> tuple[subprocess.Po
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=None,
-                        help="Optuna trials (default: the Settings default)")
+    parser.add_argument(
+        "--trials", type=int, default=None, help="Optuna trials (default: the Settings default)"
+    )
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "PREFECT_API_URL"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API_URL"))}
     if args.trials is not None:
         env["CREDIT_RISK_TRIALS"] = str(args.trials)
     with tempfile.TemporaryDirectory(prefix="bench-prefect-home-") as home:
@@ -79,21 +82,27 @@ def main() -> None:
             commands = {
                 "credit-risk train": ([str(BIN / "credit-risk"), "train", "--quiet"], env),
                 "flow, temporary server": ([str(BIN / "credit-risk"), "flow", "run"], env),
-                "flow, running server": ([str(BIN / "credit-risk"), "flow", "run"],
-                                         {**env, "PREFECT_API_URL": url}),
+                "flow, running server": (
+                    [str(BIN / "credit-risk"), "flow", "run"],
+                    {**env, "PREFECT_API_URL": url},
+                ),
             }
             times: dict[str, list[float]] = {label: [] for label in commands}
             for round_number in range(args.rounds):
                 for label, (command, command_env) in commands.items():
                     times[label].append(timed(command, command_env))
-                    print(f"round {round_number + 1}: {label:<24} {times[label][-1]:7.1f} s",
-                          flush=True)
+                    print(
+                        f"round {round_number + 1}: {label:<24} {times[label][-1]:7.1f} s",
+                        flush=True,
+                    )
         finally:
             server.terminate()
             server.wait(30)
     base = statistics.median(times["credit-risk train"])
-    print(f"\nmedian of {args.rounds} round(s), trials="
-          f"{args.trials if args.trials is not None else 'default'}:")
+    print(
+        f"\nmedian of {args.rounds} round(s), trials="
+        f"{args.trials if args.trials is not None else 'default'}:"
+    )
     for label, values in times.items():
         median = statistics.median(values)
         print(f"  {label:<24} {median:7.1f} s   {median / base:5.2f}x train")

@@ -41,8 +41,9 @@ def parameter_sets(trials: int, seed: int) -> list[dict]:
     return sets
 
 
-def run_workers(storage: str, study_name: str, trials: int, cores: list[int],
-                env: dict[str, str]) -> tuple[float, float]:
+def run_workers(
+    storage: str, study_name: str, trials: int, cores: list[int], env: dict[str, str]
+) -> tuple[float, float]:
     """Start one worker per core on the shared study and wait for all.
 
     Returns:
@@ -52,8 +53,19 @@ def run_workers(storage: str, study_name: str, trials: int, cores: list[int],
     started = time.perf_counter()
     workers = []
     for core in cores:
-        command = [CLI, "tune", "--storage", storage, "--study-name", study_name,
-                   "--trials", str(trials), "--n-jobs", "1", "--quiet"]
+        command = [
+            CLI,
+            "tune",
+            "--storage",
+            storage,
+            "--study-name",
+            study_name,
+            "--trials",
+            str(trials),
+            "--n-jobs",
+            "1",
+            "--quiet",
+        ]
         if pin:
             command = [pin, "-c", str(core), *command]
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL))
@@ -85,8 +97,13 @@ def main() -> None:
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{database}"')
     storage = f"{args.server}/{database}"
-    env = {**os.environ, "CREDIT_RISK_CV_FOLDS": str(args.folds), "OMP_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "CREDIT_RISK_CV_FOLDS": str(args.folds),
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     try:
         sets = parameter_sets(args.trials, seed=7)
         results: dict[str, list[float]] = {"1": [], "2": []}
@@ -95,23 +112,28 @@ def main() -> None:
             order = ([0], [0, 1]) if round_number % 2 == 0 else ([0, 1], [0])
             for cores in order:
                 name = f"scaleout-{len(cores)}-{uuid.uuid4().hex[:6]}"
-                settings = get_settings(storage=storage, study_name=name, trials=args.trials,
-                                        cv_folds=args.folds)
+                settings = get_settings(
+                    storage=storage, study_name=name, trials=args.trials, cv_folds=args.folds
+                )
                 study = create_study(settings)
                 for params in sets:
                     study.enqueue_trial(params)
                 seconds, cpu = run_workers(storage, name, args.trials, cores, env)
-                done = finished_trials(optuna.load_study(study_name=name,
-                                                         storage=study._storage))
+                done = finished_trials(optuna.load_study(study_name=name, storage=study._storage))
                 results[str(len(cores))].append(seconds)
-                print(f"round {round_number + 1}: {len(cores)} worker(s) on core(s) "
-                      f"{','.join(map(str, cores))}: {seconds:7.1f} s wall, {cpu:7.1f} s CPU "
-                      f"({cpu / seconds:.2f} cores busy), {done} finished trials", flush=True)
+                print(
+                    f"round {round_number + 1}: {len(cores)} worker(s) on core(s) "
+                    f"{','.join(map(str, cores))}: {seconds:7.1f} s wall, {cpu:7.1f} s CPU "
+                    f"({cpu / seconds:.2f} cores busy), {done} finished trials",
+                    flush=True,
+                )
         one, two = statistics.median(results["1"]), statistics.median(results["2"])
-        print(f"median wall time: 1 worker {one:.1f} s, 2 workers {two:.1f} s; speed-up "
-              f"{one / two:.2f}x (target >= 1.6x; {args.trials} trials, {args.folds}-fold CV, "
-              f"{args.rounds} round(s), {os.cpu_count()} cores, load average "
-              f"{os.getloadavg()[0]:.1f})")
+        print(
+            f"median wall time: 1 worker {one:.1f} s, 2 workers {two:.1f} s; speed-up "
+            f"{one / two:.2f}x (target >= 1.6x; {args.trials} trials, {args.folds}-fold CV, "
+            f"{args.rounds} round(s), {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f})"
+        )
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

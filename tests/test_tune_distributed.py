@@ -58,9 +58,23 @@ def database() -> Iterator[str]:
 
 def _worker(storage: str, study: str, trials: int, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [CLI, "tune", "--storage", storage, "--study-name", study, "--trials", str(trials),
-         "--n-jobs", "1", "--quiet"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            CLI,
+            "tune",
+            "--storage",
+            storage,
+            "--study-name",
+            study,
+            "--trials",
+            str(trials),
+            "--n-jobs",
+            "1",
+            "--quiet",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
 
@@ -74,15 +88,20 @@ def _running(storage: str, study: str) -> int:
 
 
 @pytest.mark.slow
-def test_killed_worker_trial_is_retried_and_study_completes(database: str,
-                                                            tmp_path: Path) -> None:
+def test_killed_worker_trial_is_retried_and_study_completes(database: str, tmp_path: Path) -> None:
     study_name = f"kill-{uuid.uuid4().hex[:8]}"
     trials = 4
-    env = {**os.environ, "CREDIT_RISK_CV_FOLDS": "2", "CREDIT_RISK_HEARTBEAT_SECONDS": "1",
-           "CREDIT_RISK_HEARTBEAT_GRACE_SECONDS": "5", "MLFLOW_TRACKING_URI": "unused"}
+    env = {
+        **os.environ,
+        "CREDIT_RISK_CV_FOLDS": "2",
+        "CREDIT_RISK_HEARTBEAT_SECONDS": "1",
+        "CREDIT_RISK_HEARTBEAT_GRACE_SECONDS": "5",
+        "MLFLOW_TRACKING_URI": "unused",
+    }
     # Create the study (and its tables) once, so the two workers do not race to create them.
-    settings = make_settings(tmp_path, storage=database, study_name=study_name, trials=trials,
-                             cv_folds=2, n_jobs=1)
+    settings = make_settings(
+        tmp_path, storage=database, study_name=study_name, trials=trials, cv_folds=2, n_jobs=1
+    )
     from credit_risk.tune import create_study
 
     create_study(settings)
@@ -110,22 +129,30 @@ def test_killed_worker_trial_is_retried_and_study_completes(database: str,
     assert trials <= finished_trials(study) <= trials + 1
     failed = [t for t in study.trials if t.state is TrialState.FAIL]
     assert len(failed) == 1
-    retried = [t for t in study.trials if RetryStaleTrial.retried_trial_number(t)
-               == failed[0].number]
+    retried = [
+        t for t in study.trials if RetryStaleTrial.retried_trial_number(t) == failed[0].number
+    ]
     assert len(retried) == 1 and retried[0].state is TrialState.COMPLETE
     assert retried[0].params == failed[0].params
 
     # The best parameters feed the training run: `train --trials 0` reuses the study's best.
-    run_settings = make_settings(tmp_path, storage=database, study_name=study_name, trials=0,
-                                 cv_folds=2, n_jobs=1)
+    run_settings = make_settings(
+        tmp_path, storage=database, study_name=study_name, trials=0, cv_folds=2, n_jobs=1
+    )
     result = train(run_settings)
     assert result.params == study.best_params
     assert result.version == "1"
 
 
 def test_storage_has_heartbeats_and_retry_callback(database: str, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, storage=database, study_name="unused",
-                             heartbeat_seconds=7, heartbeat_grace_seconds=21, trial_max_retry=2)
+    settings = make_settings(
+        tmp_path,
+        storage=database,
+        study_name="unused",
+        heartbeat_seconds=7,
+        heartbeat_grace_seconds=21,
+        trial_max_retry=2,
+    )
     storage = create_storage(settings)
     assert isinstance(storage, optuna.storages.RDBStorage)
     assert storage.heartbeat_interval == 7 and storage.grace_period == 21
@@ -143,13 +170,26 @@ def test_trials_zero_without_a_stored_study_is_an_error(database: str, tmp_path:
 def test_cli_worker_reports_the_shared_study(database: str, tmp_path: Path) -> None:
     study_name = f"cli-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "CREDIT_RISK_CV_FOLDS": "2"}
-    command = [CLI, "tune", "--storage", database, "--study-name", study_name, "--trials", "1",
-               "--n-jobs", "1", "--quiet"]
+    command = [
+        CLI,
+        "tune",
+        "--storage",
+        database,
+        "--study-name",
+        study_name,
+        "--trials",
+        "1",
+        "--n-jobs",
+        "1",
+        "--quiet",
+    ]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert f"study {study_name}: 1 finished trials" in first.stdout
     # Re-running with the same target is a no-op: the study already has its trials.
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert len(load_study(make_settings(tmp_path, storage=database,
-                                        study_name=study_name)).trials) == 1
+    assert (
+        len(load_study(make_settings(tmp_path, storage=database, study_name=study_name)).trials)
+        == 1
+    )

@@ -16,9 +16,9 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 
@@ -27,6 +27,8 @@ from credit_risk.config import Settings, get_settings
 from credit_risk.data import file_sha256
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 FLOW_NAME = "credit-risk-training"
 DEPLOYMENT_NAME = "weekly-retraining"
@@ -34,10 +36,22 @@ WEEKLY_CRON = "0 3 * * 1"
 
 # Substrings of error messages that mean "try again later", not "this is wrong".
 TRANSIENT_MESSAGES = (
-    "connection refused", "connection reset", "could not connect", "server closed the connection",
-    "database is locked", "database is busy", "too many connections", "timed out", "timeout",
-    "temporarily unavailable", "the database system is starting up",
-    "the database system is shutting down", "max retries exceeded", "503", "502", "504",
+    "connection refused",
+    "connection reset",
+    "could not connect",
+    "server closed the connection",
+    "database is locked",
+    "database is busy",
+    "too many connections",
+    "timed out",
+    "timeout",
+    "temporarily unavailable",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "max retries exceeded",
+    "503",
+    "502",
+    "504",
 )
 
 
@@ -86,6 +100,15 @@ def retry_if_transient(task: Any, task_run: TaskRun, state: State) -> bool:
     return error is not None and is_transient(error)
 
 
+def with_retries(step: Task[P, R], settings: Settings) -> Task[P, R]:
+    """The task, retried ``settings.task_retries`` times on transient failures only."""
+    return step.with_options(
+        retries=settings.task_retries,
+        retry_delay_seconds=settings.task_retry_delay_seconds,
+        retry_condition_fn=retry_if_transient,
+    )
+
+
 @dataclass(frozen=True)
 class FitSummary:
     """What the fit task hands on: ids and small metric dicts, not the fitted model."""
@@ -104,9 +127,13 @@ _TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": Fal
 def validate_data(settings: Settings) -> dict[str, Any]:
     """Read and validate the training file; fail the flow on bad data before any tuning."""
     split = training.split_training_data(settings)
-    summary = {"path": str(settings.data_path), "sha256": file_sha256(Path(settings.data_path)),
-               "train_rows": len(split.y_train), "test_rows": len(split.y_test),
-               "bad_rate": float(split.y_train.mean())}
+    summary = {
+        "path": str(settings.data_path),
+        "sha256": file_sha256(Path(settings.data_path)),
+        "train_rows": len(split.y_train),
+        "test_rows": len(split.y_test),
+        "bad_rate": float(split.y_train.mean()),
+    }
     get_run_logger().info("data ok: %s", summary)
     return summary
 
@@ -128,40 +155,48 @@ def fit_and_log(settings: Settings, params: dict[str, Any], tuned: bool) -> FitS
         study = training.load_study(settings)
     logged = training.log_run(settings, evaluation, split, study)
     metadata = training.model_metadata(settings, logged.run_id, "", evaluation)
-    return FitSummary(logged.run_id, logged.model_uri, evaluation.threshold,
-                      evaluation.test_metrics, metadata)
+    return FitSummary(
+        logged.run_id, logged.model_uri, evaluation.threshold, evaluation.test_metrics, metadata
+    )
 
 
 @task(name="register", **_TASK_OPTIONS)
 def register(settings: Settings, fitted: FitSummary) -> str:
     """Register the logged model as a new version of the registered model."""
     return training.register_version(
-        settings, training.LoggedRun(fitted.run_id, fitted.model_uri), fitted.threshold)
+        settings, training.LoggedRun(fitted.run_id, fitted.model_uri), fitted.threshold
+    )
 
 
 @task(name="promotion-gate", **_TASK_OPTIONS)
 def gate(settings: Settings, fitted: FitSummary, version: str) -> dict[str, Any]:
     """Challenger vs champion on the same test split; the alias moves only if it is better."""
     split = training.split_training_data(settings)
-    decision, champion = training.gate_version(settings, fitted.run_id, version, split,
-                                               fitted.test_metrics)
+    decision, champion = training.gate_version(
+        settings, fitted.run_id, version, split, fitted.test_metrics
+    )
     get_run_logger().info("gate: %s", decision.reason)
     return {"promote": decision.promote, "reason": decision.reason, "champion_version": champion}
 
 
 @task(name="export", **_TASK_OPTIONS)
-def export(settings: Settings, fitted: FitSummary, version: str, promote: bool,
-           output: str | None) -> list[str]:
+def export(
+    settings: Settings, fitted: FitSummary, version: str, promote: bool, output: str | None
+) -> list[str]:
     """Export the champion to ``settings.model_dir`` (and any run to ``output``)."""
     metadata = {**fitted.metadata, "model_version": version}
-    folders = training.export_version(settings, fitted.model_uri, metadata, promote,
-                                      Path(output) if output else None)
+    folders = training.export_version(
+        settings, fitted.model_uri, metadata, promote, Path(output) if output else None
+    )
     return [str(folder) for folder in folders]
 
 
 @flow(name=FLOW_NAME, log_prints=True, persist_result=False)
-def training_flow(settings: Settings | None = None, params: dict[str, Any] | None = None,
-                  output: str | None = None) -> dict[str, Any]:
+def training_flow(
+    settings: Settings | None = None,
+    params: dict[str, Any] | None = None,
+    output: str | None = None,
+) -> dict[str, Any]:
     """Retrain, register and gate a model; the same run as ``credit-risk train``.
 
     Args:
@@ -174,28 +209,35 @@ def training_flow(settings: Settings | None = None, params: dict[str, Any] | Non
         Run id, model version, promotion decision, champion version, test metrics, exports.
     """
     settings = settings or get_settings()
-    retrying = {"retries": settings.task_retries,
-                "retry_delay_seconds": settings.task_retry_delay_seconds,
-                "retry_condition_fn": retry_if_transient}
     data = validate_data(settings)
     tuned = params is None
     if tuned:
-        params = tune_params.with_options(**retrying)(settings)
+        params = with_retries(tune_params, settings)(settings)
     assert params is not None
-    fitted = fit_and_log.with_options(**retrying)(settings, params, tuned)
-    version = register.with_options(**retrying)(settings, fitted)
-    decision = gate.with_options(**retrying)(settings, fitted, version)
-    exported = export.with_options(**retrying)(settings, fitted, version, decision["promote"],
-                                               output)
-    return {"run_id": fitted.run_id, "model_version": version, "params": params,
-            "test_metrics": fitted.test_metrics, "data_sha256": data["sha256"],
-            "model_uri": fitted.model_uri, **decision, "exported_to": exported}
+    fitted = with_retries(fit_and_log, settings)(settings, params, tuned)
+    version = with_retries(register, settings)(settings, fitted)
+    decision = with_retries(gate, settings)(settings, fitted, version)
+    exported = with_retries(export, settings)(
+        settings, fitted, version, decision["promote"], output
+    )
+    return {
+        "run_id": fitted.run_id,
+        "model_version": version,
+        "params": params,
+        "test_metrics": fitted.test_metrics,
+        "data_sha256": data["sha256"],
+        "model_uri": fitted.model_uri,
+        **decision,
+        "exported_to": exported,
+    }
 
 
 def weekly_deployment(cron: str = WEEKLY_CRON, name: str = DEPLOYMENT_NAME) -> Any:
     """A deployment of :func:`training_flow` on a cron schedule (settings read at run time)."""
     return training_flow.to_deployment(
-        name=name, cron=cron, tags=["credit-risk", "retraining"],
+        name=name,
+        cron=cron,
+        tags=["credit-risk", "retraining"],
         description="Scheduled retraining: tune, fit, register, gate, export the champion.",
     )
 

@@ -28,8 +28,9 @@ pytestmark = pytest.mark.xdist_group("prefect")
 
 
 @pytest.mark.slow
-def test_flow_run_tunes_registers_and_exports_a_champion(prefect_harness: None,
-                                                          tmp_path: Path) -> None:
+def test_flow_run_tunes_registers_and_exports_a_champion(
+    prefect_harness: None, tmp_path: Path
+) -> None:
     settings = make_settings(tmp_path, trials=2, cv_folds=2, n_jobs=1)
     result = training_flow(settings)
 
@@ -44,8 +45,9 @@ def test_flow_run_tunes_registers_and_exports_a_champion(prefect_harness: None,
     assert result["exported_to"] == [str(settings.model_dir)]
 
 
-def test_gate_keeps_the_champion_when_the_challenger_is_worse(prefect_harness: None,
-                                                              tmp_path: Path) -> None:
+def test_gate_keeps_the_champion_when_the_challenger_is_worse(
+    prefect_harness: None, tmp_path: Path
+) -> None:
     settings = make_settings(tmp_path, cv_folds=3)
     first = training_flow(settings, params=FAST_PARAMS)
     exported = (settings.model_dir / "metadata.json").read_text()
@@ -63,7 +65,8 @@ def test_gate_keeps_the_champion_when_the_challenger_is_worse(prefect_harness: N
 
 
 def test_transient_failure_is_retried_and_the_flow_completes(
-        prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = make_settings(tmp_path, cv_folds=2, task_retry_delay_seconds=0)
     real = training.register_version
     calls: list[int] = []
@@ -81,7 +84,8 @@ def test_transient_failure_is_retried_and_the_flow_completes(
 
 
 def test_permanent_failure_is_not_retried(
-        prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = make_settings(tmp_path, cv_folds=2, task_retry_delay_seconds=0)
     calls: list[int] = []
 
@@ -97,25 +101,33 @@ def test_permanent_failure_is_not_retried(
 
 def test_invalid_data_fails_before_tuning(prefect_harness: None, tmp_path: Path) -> None:
     bad = tmp_path / "bad.data"
-    bad.write_text("A11 6 A34 A43 1169 A65 A75 4 A93 A101 4 A121 67 A143 A152 2 A173 1 A192 "
-                   "A201 7\n")
+    bad.write_text(
+        "A11 6 A34 A43 1169 A65 A75 4 A93 A101 4 A121 67 A143 A152 2 A173 1 A192 A201 7\n"
+    )
     settings = make_settings(tmp_path, data_path=bad)
     with pytest.raises(ValueError):
         training_flow(settings)
     assert not (tmp_path / "mlruns").exists()
 
 
-@pytest.mark.parametrize(("error", "transient"), [
-    (ConnectionError("refused"), True),
-    (TimeoutError(), True),
-    (requests.ConnectionError("Max retries exceeded with url"), True),
-    (sqlite3.OperationalError("database is locked"), True),
-    (sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
-     True),
-    (RuntimeError("API request failed with code 503"), True),
-    (ValueError("bad model name"), False),
-    (KeyError("threshold"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (ConnectionError("refused"), True),
+        (TimeoutError(), True),
+        (requests.ConnectionError("Max retries exceeded with url"), True),
+        (sqlite3.OperationalError("database is locked"), True),
+        (
+            sqlalchemy.exc.OperationalError(
+                "SELECT 1", {}, Exception("server closed the connection")
+            ),
+            True,
+        ),
+        (RuntimeError("API request failed with code 503"), True),
+        (ValueError("bad model name"), False),
+        (KeyError("threshold"), False),
+    ],
+)
 def test_is_transient_classifies_errors(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
 
@@ -134,17 +146,30 @@ def test_root_entry_point_runs_the_package_flow() -> None:
 
 
 @pytest.mark.slow
-def test_flow_serve_registers_the_scheduled_deployment(prefect_harness: None,
-                                                       tmp_path: Path) -> None:
+def test_flow_serve_registers_the_scheduled_deployment(
+    prefect_harness: None, tmp_path: Path
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     serve = subprocess.Popen(
-        [str(Path(sys.executable).with_name("credit-risk")), "flow", "serve",
-         "--cron", "0 3 * * 1", "--name", "test-weekly"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+        [
+            str(Path(sys.executable).with_name("credit-risk")),
+            "flow",
+            "serve",
+            "--cron",
+            "0 3 * * 1",
+            "--name",
+            "test-weekly",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
     async def read() -> Any:
         async with get_client() as client:

@@ -42,7 +42,7 @@ def free_port() -> int:
 def replace_option(command: list[str], option: str, value: str) -> list[str]:
     """The same command with the value after ``option`` replaced (host paths, ports, URLs)."""
     index = command.index(option)
-    return [*command[: index + 1], value, *command[index + 2:]]
+    return [*command[: index + 1], value, *command[index + 2 :]]
 
 
 def wait_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:

@@ -60,12 +60,18 @@ def _environment(name: str, hosts: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _start(command: list[str], env: dict[str, str], log: Path, cwd: Path = REPO
-           ) -> subprocess.Popen:
+def _start(
+    command: list[str], env: dict[str, str], log: Path, cwd: Path = REPO
+) -> subprocess.Popen:
     executable = str(BIN / command[0]) if (BIN / command[0]).exists() else command[0]
-    return subprocess.Popen([executable, *command[1:]], cwd=cwd, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [executable, *command[1:]],
+        cwd=cwd,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _healthcheck(name: str, port_in_compose: int, port: int) -> list[str]:
@@ -77,16 +83,22 @@ def _healthcheck(name: str, port_in_compose: int, port: int) -> list[str]:
 @pytest.fixture(scope="module")
 def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("home")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CREDIT_RISK_", "MLFLOW_", "PREFECT_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CREDIT_RISK_", "MLFLOW_", "PREFECT_"))
+    }
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PREFECT_HOME"] = str(home / "prefect")
     return env
 
 
 @pytest.fixture(scope="module")
-def servers(new_database: Callable[[str], str], base_env: dict[str, str],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def servers(
+    new_database: Callable[[str], str],
+    base_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, str]]:
     """The compose ``mlflow`` and ``prefect`` services' commands, both on PostgreSQL.
 
     Both start at once (their database migrations are most of the wait), as Compose does.
@@ -94,8 +106,11 @@ def servers(new_database: Callable[[str], str], base_env: dict[str, str],
     folder = tmp_path_factory.mktemp("servers")
     mlflow_port, prefect_port = free_port(), free_port()
     command = _command("mlflow")
-    command = replace_option(command, "--backend-store-uri",
-                             f"postgresql+psycopg2://{PG_SERVER}/{new_database('mlflow')}")
+    command = replace_option(
+        command,
+        "--backend-store-uri",
+        f"postgresql+psycopg2://{PG_SERVER}/{new_database('mlflow')}",
+    )
     command = replace_option(command, "--artifacts-destination", str(folder / "artifacts"))
     command = replace_option(command, "--host", "127.0.0.1")
     command = replace_option(command, "--port", str(mlflow_port))
@@ -105,21 +120,27 @@ def servers(new_database: Callable[[str], str], base_env: dict[str, str],
 
     command = replace_option(_command("prefect"), "--host", "127.0.0.1")
     command = replace_option(command, "--port", str(prefect_port))
-    env = {**base_env,
-           **_environment("prefect", {"localhost:4200": f"127.0.0.1:{prefect_port}"}),
-           "PREFECT_API_DATABASE_CONNECTION_URL":
-               f"postgresql+asyncpg://{PG_SERVER}/{new_database('prefect')}"}
+    env = {
+        **base_env,
+        **_environment("prefect", {"localhost:4200": f"127.0.0.1:{prefect_port}"}),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{PG_SERVER}/{new_database('prefect')}",
+    }
     prefect_log = folder / "prefect.log"
     prefect_process = _start(command, env, prefect_log)
-    urls = {"mlflow": f"http://127.0.0.1:{mlflow_port}",
-            "prefect": f"http://127.0.0.1:{prefect_port}/api"}
+    urls = {
+        "mlflow": f"http://127.0.0.1:{mlflow_port}",
+        "prefect": f"http://127.0.0.1:{prefect_port}/api",
+    }
     try:
         wait_http(f"{urls['mlflow']}/health", mlflow_process, mlflow_log)
         wait_http(f"{urls['prefect']}/health", prefect_process, prefect_log)
-        for name, port_in_compose, port in (("mlflow", 5000, mlflow_port),
-                                            ("prefect", 4200, prefect_port)):
-            health = subprocess.run(_healthcheck(name, port_in_compose, port), env=base_env,
-                                    timeout=30)
+        for name, port_in_compose, port in (
+            ("mlflow", 5000, mlflow_port),
+            ("prefect", 4200, prefect_port),
+        ):
+            health = subprocess.run(
+                _healthcheck(name, port_in_compose, port), env=base_env, timeout=30
+            )
             assert health.returncode == 0, f"{name} healthcheck failed"
         yield urls
     finally:
@@ -138,37 +159,55 @@ def prefect_server(servers: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained_stack(mlflow_server: str, prefect_server: str, base_env: dict[str, str],
-                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def trained_stack(
+    mlflow_server: str,
+    prefect_server: str,
+    base_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
     """The compose ``trainer`` (one-shot ``credit-risk flow run``) against both servers."""
     work = tmp_path_factory.mktemp("trainer")
     (work / "data").symlink_to(REPO / "data")
     hosts = {"http://mlflow:5000": mlflow_server, "http://prefect:4200/api": prefect_server}
-    env = {**base_env, **_environment("trainer", hosts),
-           "CREDIT_RISK_MODEL_DIR": str(work / "models" / "champion"),
-           # Small search so the test stays short; the command itself is unchanged.
-           "CREDIT_RISK_TRIALS": "2", "CREDIT_RISK_CV_FOLDS": "2", "CREDIT_RISK_N_JOBS": "1"}
+    env = {
+        **base_env,
+        **_environment("trainer", hosts),
+        "CREDIT_RISK_MODEL_DIR": str(work / "models" / "champion"),
+        # Small search so the test stays short; the command itself is unchanged.
+        "CREDIT_RISK_TRIALS": "2",
+        "CREDIT_RISK_CV_FOLDS": "2",
+        "CREDIT_RISK_N_JOBS": "1",
+    }
     assert env["MLFLOW_TRACKING_URI"] == mlflow_server
     assert env["PREFECT_API_URL"] == prefect_server
     command = _command("trainer")
-    result = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=work, env=env,
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [str(BIN / command[0]), *command[1:]],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {"work": work, "env": env, "output": result.stdout}
 
 
 def test_trainer_registers_over_http_and_champion_loads_by_alias(
-        trained_stack: dict[str, Any], mlflow_server: str) -> None:
+    trained_stack: dict[str, Any], mlflow_server: str
+) -> None:
     client = MlflowClient(mlflow_server)
-    champion = client.get_model_version_by_alias(Names.REGISTERED_MODEL.value,
-                                                 Names.CHAMPION_ALIAS.value)
+    champion = client.get_model_version_by_alias(
+        Names.REGISTERED_MODEL.value, Names.CHAMPION_ALIAS.value
+    )
     run = client.get_run(champion.run_id)
     # The server proxies artifacts: clients only ever see mlflow-artifacts: URIs.
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     assert not (trained_stack["work"] / "mlruns").exists()
     mlflow.set_tracking_uri(mlflow_server)
     model = mlflow.sklearn.load_model(
-        f"models:/{Names.REGISTERED_MODEL.value}@{Names.CHAMPION_ALIAS.value}")
+        f"models:/{Names.REGISTERED_MODEL.value}@{Names.CHAMPION_ALIAS.value}"
+    )
     probability = model.predict_proba(read_applicants(DATA).features.head(20))[:, 1]
     assert ((probability >= 0) & (probability <= 1)).all()
     assert (trained_stack["work"] / "models" / "champion" / "metadata.json").exists()
@@ -180,8 +219,9 @@ def test_mlflow_server_accepts_the_compose_host_name(mlflow_server: str) -> None
     assert answer.status_code == 200
 
 
-def test_flow_run_is_recorded_by_the_prefect_server(trained_stack: dict[str, Any],
-                                                     prefect_server: str) -> None:
+def test_flow_run_is_recorded_by_the_prefect_server(
+    trained_stack: dict[str, Any], prefect_server: str
+) -> None:
     answer = requests.post(f"{prefect_server}/flow_runs/filter", json={}, timeout=10)
     answer.raise_for_status()
     runs = answer.json()
@@ -189,7 +229,8 @@ def test_flow_run_is_recorded_by_the_prefect_server(trained_stack: dict[str, Any
 
 
 def test_api_command_serves_the_champion_and_passes_its_healthcheck(
-        trained_stack: dict[str, Any], base_env: dict[str, str]) -> None:
+    trained_stack: dict[str, Any], base_env: dict[str, str]
+) -> None:
     pytest.importorskip("credit_risk.api")
     port = free_port()
     command = replace_option(_command("api"), "--host", "127.0.0.1")

@@ -45,14 +45,16 @@ def _ignored(path: str) -> bool:
         parts = Path(path).parts
         prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
         if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or any(
-                fnmatch.fnmatch(part, pattern) for part in parts):
+            fnmatch.fnmatch(part, pattern) for part in parts
+        ):
             ignored = not negate
     return ignored
 
 
 def test_hadolint_passes_without_any_finding() -> None:
-    result = subprocess.run([HADOLINT, "--no-color", str(DOCKERFILE)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [HADOLINT, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
 
 
@@ -67,8 +69,7 @@ def test_dockerfile_is_multistage_slim_pinned_non_root_with_healthcheck() -> Non
     assert users and users[-1].split(":")[0] not in ("0", "root")
     healthcheck = next(args for keyword, args in instructions if keyword == "HEALTHCHECK")
     assert "http://127.0.0.1:8000/health" in healthcheck
-    command = json.loads(next(args for keyword, args in reversed(instructions)
-                              if keyword == "CMD"))
+    command = json.loads(next(args for keyword, args in reversed(instructions) if keyword == "CMD"))
     assert command[:2] == ["uvicorn", "api:app"]
 
 
@@ -85,8 +86,16 @@ def test_everything_the_dockerfile_copies_exists_and_is_in_the_build_context() -
 
 
 def test_dockerignore_keeps_local_stores_and_models_out() -> None:
-    for path in (".venv", "mlruns", "mlflow.db", "models/champion", ".git", "tests",
-                 "data/processed.csv", "src/credit_risk/__pycache__"):
+    for path in (
+        ".venv",
+        "mlruns",
+        "mlflow.db",
+        "models/champion",
+        ".git",
+        "tests",
+        "data/processed.csv",
+        "src/credit_risk/__pycache__",
+    ):
         assert _ignored(path), path
     assert not _ignored("data/raw/german.data")
 
@@ -95,7 +104,8 @@ def test_compose_file_is_valid_against_the_compose_specification() -> None:
     schema = json.loads(SCHEMA.read_text())
     assert schema["title"] == "Compose Specification"
     validator = jsonschema.Draft201909Validator(
-        schema, format_checker=jsonschema.Draft201909Validator.FORMAT_CHECKER)
+        schema, format_checker=jsonschema.Draft201909Validator.FORMAT_CHECKER
+    )
     errors = sorted(validator.iter_errors(load_compose()), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
 
@@ -118,12 +128,14 @@ def test_compose_wires_the_five_services_with_health_checks_and_named_volumes() 
     assert services["trainer"]["restart"] == "no"
     assert services["trainer"]["command"][:2] == ["credit-risk", "flow"]
     assert services["api"]["depends_on"]["trainer"]["condition"] == (
-        "service_completed_successfully")
+        "service_completed_successfully"
+    )
     for name in ("mlflow", "prefect"):
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "postgresql" in " ".join(services["mlflow"]["command"])
     assert services["prefect"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"].startswith(
-        "postgresql+asyncpg://")
+        "postgresql+asyncpg://"
+    )
     declared = set(compose["volumes"])
     for name, service in services.items():
         for volume in service.get("volumes", []):
