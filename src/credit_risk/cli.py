@@ -176,7 +176,10 @@ def flow_run(
 ) -> None:
     """Run the training flow once (a temporary Prefect server starts if none is configured)."""
     import json
+    import os
 
+    # Prefect's temporary server gives up after 20 s by default, too short on a busy machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from credit_risk.flows import training_flow
 
     _logging(True)
