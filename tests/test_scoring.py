@@ -201,3 +201,15 @@ def test_scorer_loads_the_registered_champion(trained: Any) -> None:
     frame = read_applicants(DATA).features.head(5)
     assert list(frame.columns) == list(FEATURE_NAMES)
     assert len(scorer.score(frame)) == 5
+
+
+def test_batch_engine_matches_pipeline_and_onnx(scorer: Scorer,
+                                                applicants: pd.DataFrame) -> None:
+    assert scorer.fast is not None
+    encoded = scorer.fast.encoder.encode_frame(applicants)
+    expected = scorer.pipeline.predict_proba(applicants)[:, 1]
+    trees, _, by_trees = scorer.fast.run_raw(encoded, engine="trees")
+    _, _, by_onnx = scorer.fast.run_raw(encoded, engine="onnx")
+    assert np.max(np.abs(trees - expected)) <= 1e-5
+    assert np.array_equal(trees >= scorer.threshold, expected >= scorer.threshold)
+    assert np.max(np.abs(by_trees - by_onnx)) <= 1e-5

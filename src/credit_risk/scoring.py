@@ -27,7 +27,7 @@ from credit_risk.fastpath import (
     reference_contributions,
 )
 from credit_risk.registry import load_exported
-from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, GOOD, Kind
+from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, GOOD
 
 log = logging.getLogger(__name__)
 
@@ -227,13 +227,11 @@ def reason_texts(applicants: pd.DataFrame, contributions: np.ndarray | None) -> 
             continue
         rows = np.flatnonzero(hits.any(axis=1))
         values = applicants[attribute.name].to_numpy()[rows]
-        prefix = f"{attribute.description}: "
-        if attribute.kind is Kind.CATEGORICAL:
-            table = {code: prefix + label for code, label in attribute.codes.items()}
-            texts = np.asarray([table.get(v, prefix + str(v)) for v in values], dtype=object)
-        else:
-            suffix = f" {attribute.unit}" if attribute.unit else ""
-            texts = np.asarray([f"{prefix}{v}{suffix}" for v in values], dtype=object)
+        # One text per distinct value (codes, or the few integers), then spread to rows.
+        inverse, distinct = pd.factorize(values)
+        labels = np.asarray([f"{attribute.description}: {attribute.label(v)}" for v in distinct],
+                            dtype=object)
+        texts = labels[inverse]
         positions = hits[rows]
         for slot in range(MAX_REASONS):
             chosen = positions[:, slot]
