@@ -22,6 +22,10 @@ into something cheap enough for every request:
   probability and every attribute's contribution; they add up exactly:
   ``probability = bias + sum(contributions)``.
 
+Files of applicants (``credit-risk predict``) go through :class:`LeafTables` instead: the
+fitted trees' own Cython traversal finds the leaves (faster than ONNX Runtime's tree operator
+on large batches) and the same per-leaf targets are added up; it is verified like the graph.
+
 skl2onnx's forest converter is not used for the per-request graph: its ``decision_leaf``
 output emits one operator per tree (about 1 ms per row on 300 trees) and it cannot carry
 per-leaf attributions. The tests check the graph against the scikit-learn pipeline on all 1000
