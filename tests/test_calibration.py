@@ -35,7 +35,7 @@ def test_calibrated_probabilities_match_the_bad_rate(split: tuple[Any, Any, Any,
     # Undersampled forests centre their scores near 0.5; calibrated ones near the 30 % bad rate.
     x_train, x_test, y_train, _ = split
     raw = build_pipeline({**FAST_PARAMS, "calibration": "none"}, seed=7, n_jobs=1)
-    calibrated = build_pipeline(FAST_PARAMS, seed=7, n_jobs=1)
+    calibrated = build_pipeline({**FAST_PARAMS, "calibration": "sigmoid"}, seed=7, n_jobs=1)
     for pipeline in (raw, calibrated):
         pipeline.fit(x_train, y_train.to_numpy())
     assert raw.predict_proba(x_test)[:, 1].mean() > 0.4
@@ -64,7 +64,7 @@ def test_exported_champion_is_calibrated_and_loads_with_skops(
 
     pipeline, metadata = load_exported(model_dir)
     assert isinstance(pipeline.named_steps["classifier"], CalibratedClassifierCV)
-    assert metadata["params"].get("calibration", "sigmoid") != "none"
+    assert metadata["params"]["calibration"] == "sigmoid"  # Settings.calibration's default
     assert 0.0 < metadata["threshold"] < 1.0
 
 

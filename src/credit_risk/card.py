@@ -28,7 +28,7 @@ from credit_risk.fairness import (
     combine,
     log_audit,
 )
-from credit_risk.model import CALIBRATION_KEY, DEFAULT_CALIBRATION, forests_of
+from credit_risk.model import CALIBRATION_FOLDS_KEY, forests_of
 from credit_risk.registry import read_metadata
 
 CARD_MARKDOWN = "model_card.md"
@@ -115,9 +115,9 @@ def assess_run(settings: Settings, pipeline: Any, params: dict[str, Any],
                      "metrics": _json_safe(audit.metrics),
                      "limits_failed": fairness_limits_failed(settings, audit),
                      "caveat": SEX_CAVEAT},
-        "calibration": {"method": str(params.get(CALIBRATION_KEY, DEFAULT_CALIBRATION))
+        "calibration": {"method": str(pipeline.named_steps["classifier"].method)
                         if is_calibrated(pipeline) else "none",
-                        "folds": params.get("calibration_folds"),
+                        "folds": params.get(CALIBRATION_FOLDS_KEY),
                         **{f"test_{k}": v for k, v in
                            brier_before_after(pipeline, x_test, y_test).items()}},
         "explanations": {"shap_top": top},
