@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("postgres-tuning")]
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 CLI = str(Path(sys.executable).with_name("credit-risk"))
+GRACE_SECONDS = 5
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def test_killed_worker_trial_is_retried_and_study_completes(database: str, tmp_p
         **os.environ,
         "CREDIT_RISK_CV_FOLDS": "2",
         "CREDIT_RISK_HEARTBEAT_SECONDS": "1",
-        "CREDIT_RISK_HEARTBEAT_GRACE_SECONDS": "5",
+        "CREDIT_RISK_HEARTBEAT_GRACE_SECONDS": str(GRACE_SECONDS),
         "MLFLOW_TRACKING_URI": "unused",
     }
     # Create the study (and its tables) once, so the two workers do not race to create them.
@@ -113,8 +114,14 @@ def test_killed_worker_trial_is_retried_and_study_completes(database: str, tmp_p
             assert victim.poll() is None, victim.stdout.read() if victim.stdout else ""
             assert time.monotonic() < deadline, "workers never ran two trials at once"
             time.sleep(0.2)
+        # Freeze the survivor until the victim's trial is stale, so that the survivor's next
+        # trial start (which checks heartbeats) is sure to find it, however fast trials run.
+        os.killpg(survivor.pid, signal.SIGSTOP)
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(10)
+        assert finished_trials(load_study(settings)) <= trials - 2
+        time.sleep(GRACE_SECONDS + 1.5)
+        os.killpg(survivor.pid, signal.SIGCONT)
         output, _ = survivor.communicate(timeout=300)
     finally:
         for process in (victim, survivor):
