@@ -108,6 +108,7 @@ async def _load(url: str, stop_after: float, on_half: Any) -> list[str]:
     return answered
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_graceful_shutdown_under_load_loses_nothing(model_dir: Path, tmp_path: Path,
