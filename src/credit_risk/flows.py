@@ -13,6 +13,7 @@ Tasks that talk to the tracking server or the study database retry on transient 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,17 +50,17 @@ TRANSIENT_MESSAGES = (
     "the database system is starting up",
     "the database system is shutting down",
     "max retries exceeded",
-    "503",
-    "502",
-    "504",
 )
+# Gateway and availability errors of the tracking server (HTTP 502, 503, 504).
+TRANSIENT_STATUS = re.compile(r"\b50[234]\b")
 
 
-def is_transient(error: BaseException) -> bool:
+def is_transient(error: BaseException, depth: int = 0) -> bool:
     """Whether an error is worth retrying: network, tracking server or database unavailability.
 
     Args:
-        error: the exception a task raised.
+        error: the exception a task raised (its causes are examined too).
+        depth: how far down the chain of causes this call is.
 
     Returns:
         True for connection problems and busy/locked/restarting databases.
@@ -83,10 +84,10 @@ def is_transient(error: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         pass
     message = str(error).lower()
-    if any(text in message for text in TRANSIENT_MESSAGES):
+    if any(text in message for text in TRANSIENT_MESSAGES) or TRANSIENT_STATUS.search(message):
         return True
     cause = error.__cause__ or error.__context__
-    return cause is not None and cause is not error and is_transient(cause)
+    return cause is not None and depth < 5 and is_transient(cause, depth + 1)
 
 
 def retry_if_transient(task: Any, task_run: TaskRun, state: State) -> bool:

@@ -125,6 +125,7 @@ def test_invalid_data_fails_before_tuning(prefect_harness: None, tmp_path: Path)
         ),
         (RuntimeError("API request failed with code 503"), True),
         (ValueError("bad model name"), False),
+        (ValueError("model version 5031 not found"), False),
         (KeyError("threshold"), False),
     ],
 )
