@@ -48,8 +48,13 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, int]
     """Run a command; return wall seconds, peak RSS in MB and its exit code."""
     if shutil.which("time") or Path("/usr/bin/time").exists():
         started = time.perf_counter()
-        done = subprocess.run(["/usr/bin/time", "-v", *command], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            ["/usr/bin/time", "-v", *command],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         seconds = time.perf_counter() - started
         peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
         if done.returncode != 0:
@@ -62,8 +67,9 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, int]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--store", type=Path, help="MLflow store folder to reuse (or create)")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk-rows", type=int, default=50_000)
@@ -78,30 +84,59 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-batch-files-"))
     applicants = work / "applicants.csv"
     write_input(applicants, args.rows)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+    }
 
     runs = {
         "credit-risk predict (probabilities, decisions, 4 reasons)": [
-            str(BIN / "credit-risk"), "predict", "--model", str(model_dir), "--input",
-            str(applicants), "--output", str(work / "ours.csv"), "--chunk-rows",
-            str(args.chunk_rows), "--no-progress"],
+            str(BIN / "credit-risk"),
+            "predict",
+            "--model",
+            str(model_dir),
+            "--input",
+            str(applicants),
+            "--output",
+            str(work / "ours.csv"),
+            "--chunk-rows",
+            str(args.chunk_rows),
+            "--no-progress",
+        ],
     }
     if not args.skip_mlflow:
         runs["mlflow models predict (class labels)"] = [
-            str(BIN / "mlflow"), "models", "predict", "-m", uri, "-i", str(applicants), "-t",
-            "csv", "-o", str(work / "mlflow.json"), "--env-manager", "local"]
+            str(BIN / "mlflow"),
+            "models",
+            "predict",
+            "-m",
+            uri,
+            "-i",
+            str(applicants),
+            "-t",
+            "csv",
+            "-o",
+            str(work / "mlflow.json"),
+            "--env-manager",
+            "local",
+        ]
     results = {}
     for name, command in runs.items():
         seconds, peak, code = measure(command, env)
         results[name] = (seconds, peak, code)
         status = "" if code == 0 else f"  FAILED (exit {code})"
-        print(f"  {name:<58} {seconds:7.1f} s  {args.rows / seconds:10.0f} rows/s  "
-              f"peak {peak:7.0f} MB{status}", flush=True)
+        print(
+            f"  {name:<58} {seconds:7.1f} s  {args.rows / seconds:10.0f} rows/s  "
+            f"peak {peak:7.0f} MB{status}",
+            flush=True,
+        )
     with (work / "ours.csv").open() as handle:
         written = sum(1 for _ in handle) - 1
-    print(f"\nModel {uri} ({meta.get('params', {}).get('n_estimators', '?')} trees), "
-          f"{args.rows} rows, {os.cpu_count()} cores; credit-risk predict wrote {written} rows")
+    print(
+        f"\nModel {uri} ({meta.get('params', {}).get('n_estimators', '?')} trees), "
+        f"{args.rows} rows, {os.cpu_count()} cores; credit-risk predict wrote {written} rows"
+    )
     print("\n| command | seconds | rows/s | peak MB |\n|---|---|---|---|")
     for name, (seconds, peak, code) in results.items():
         flag = "" if code == 0 else " (failed)"

@@ -32,12 +32,26 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BENCH_PARAMS = {"n_estimators": 300, "max_depth": 12, "min_samples_leaf": 2, "max_features": 0.4}
 APPLICANT: dict[str, Any] = {
-    "checking_account_status": "A11", "duration_months": 24, "credit_history": "A32",
-    "purpose": "A43", "credit_amount": 3500, "savings_account": "A61",
-    "employment_since": "A73", "installment_rate": 4, "personal_status_sex": "A93",
-    "other_debtors": "A101", "residence_since": 2, "property": "A123", "age_years": 31,
-    "other_installment_plans": "A143", "housing": "A152", "existing_credits": 1,
-    "job": "A173", "people_liable": 1, "telephone": "A191", "foreign_worker": "A201",
+    "checking_account_status": "A11",
+    "duration_months": 24,
+    "credit_history": "A32",
+    "purpose": "A43",
+    "credit_amount": 3500,
+    "savings_account": "A61",
+    "employment_since": "A73",
+    "installment_rate": 4,
+    "personal_status_sex": "A93",
+    "other_debtors": "A101",
+    "residence_since": 2,
+    "property": "A123",
+    "age_years": 31,
+    "other_installment_plans": "A143",
+    "housing": "A152",
+    "existing_credits": 1,
+    "job": "A173",
+    "people_liable": 1,
+    "telephone": "A191",
+    "foreign_worker": "A201",
 }
 
 
@@ -64,13 +78,15 @@ def prepare_store(store: Path) -> Path:
     from credit_risk.config import get_settings
 
     settings = get_settings(
-        tracking_uri=f"sqlite:///{store / 'mlflow.db'}", artifact_location=str(store / "mlruns"),
-        model_dir=store / "models" / "champion", trials=0)
+        tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
+        artifact_location=str(store / "mlruns"),
+        model_dir=store / "models" / "champion",
+        trials=0,
+    )
     if not (settings.model_dir / "metadata.json").exists():
         from credit_risk.train import train
 
-        print(f"training a {BENCH_PARAMS['n_estimators']}-tree forest into {store} ...",
-              flush=True)
+        print(f"training a {BENCH_PARAMS['n_estimators']}-tree forest into {store} ...", flush=True)
         train(settings, params=dict(BENCH_PARAMS))
     return settings.model_dir
 
@@ -99,16 +115,33 @@ Measured = tuple[int, int, float, float, float]  # requests, errors, req/s, p50 
 
 def run_wrk(url: str, body: dict[str, Any], connections: int, seconds: int) -> Measured:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                     f"wrk.body = {json.dumps(json.dumps(body))}\n")
+        script.write(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        )
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-         "-s", script.name, url], capture_output=True, text=True, check=True).stdout
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            script.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     os.unlink(script.name)
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     errors = int(non2xx.group(1)) if non2xx else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
@@ -118,8 +151,7 @@ def run_wrk(url: str, body: dict[str, Any], connections: int, seconds: int) -> M
     return requests, errors, rps, p50, p99
 
 
-async def _async_load(url: str, body: dict[str, Any], connections: int,
-                      seconds: int) -> Measured:
+async def _async_load(url: str, body: dict[str, Any], connections: int, seconds: int) -> Measured:
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
@@ -133,8 +165,9 @@ async def _async_load(url: str, body: dict[str, Any], connections: int,
             errors += response.status_code != 200
 
     started = time.perf_counter()
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=connections),
-                                 timeout=30) as client:
+    async with httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=connections), timeout=30
+    ) as client:
         await asyncio.gather(*(worker(client) for _ in range(connections)))
     elapsed = time.perf_counter() - started
     latencies.sort()
@@ -149,8 +182,9 @@ def load(url: str, body: dict[str, Any], connections: int, seconds: int) -> Meas
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--store", type=Path, help="MLflow store folder to reuse (or create)")
     parser.add_argument("--seconds", type=int, default=10, help="per measurement")
     parser.add_argument("--connections", default="1,16")
@@ -167,24 +201,64 @@ def main() -> None:
     log_db.unlink(missing_ok=True)
 
     ours_port, mlflow_port = free_port(), free_port()
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-           "MLFLOW_TRACKING_URI": tracking, "CREDIT_RISK_DECISION_LOG_URL": f"sqlite:///{log_db}"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": tracking,
+        "CREDIT_RISK_DECISION_LOG_URL": f"sqlite:///{log_db}",
+    }
     ours = subprocess.Popen(
-        [str(BIN / "credit-risk"), "serve", "--host", "127.0.0.1", "--port", str(ours_port),
-         "--workers", str(args.workers), "--model", str(model_dir)],
-        cwd=store, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(BIN / "credit-risk"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ours_port),
+            "--workers",
+            str(args.workers),
+            "--model",
+            str(model_dir),
+        ],
+        cwd=store,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     reference = subprocess.Popen(
-        [str(BIN / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(mlflow_port), "-w", str(args.workers)],
-        cwd=store, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            uri,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(mlflow_port),
+            "-w",
+            str(args.workers),
+        ],
+        cwd=store,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     targets = {
         "this API (/predict, reasons + decision log)": (
-            f"http://127.0.0.1:{ours_port}/predict", APPLICANT,
-            f"http://127.0.0.1:{ours_port}/health", ours),
+            f"http://127.0.0.1:{ours_port}/predict",
+            APPLICANT,
+            f"http://127.0.0.1:{ours_port}/health",
+            ours,
+        ),
         "mlflow models serve (/invocations)": (
             f"http://127.0.0.1:{mlflow_port}/invocations",
-            {"dataframe_records": [APPLICANT]}, f"http://127.0.0.1:{mlflow_port}/ping",
-            reference),
+            {"dataframe_records": [APPLICANT]},
+            f"http://127.0.0.1:{mlflow_port}/ping",
+            reference,
+        ),
     }
     results: list[Result] = []
     try:
@@ -195,8 +269,11 @@ def main() -> None:
                 load(url, body, connections, 2)  # warm-up
                 requests, errors, rps, p50, p99 = load(url, body, connections, args.seconds)
                 results.append(Result(name, connections, requests, errors, rps, p50, p99))
-                print(f"  {name:<45} c={connections:<3} {rps:9.1f} req/s  p50 {p50:8.2f} ms  "
-                      f"p99 {p99:8.2f} ms  errors {errors}", flush=True)
+                print(
+                    f"  {name:<45} c={connections:<3} {rps:9.1f} req/s  p50 {p50:8.2f} ms  "
+                    f"p99 {p99:8.2f} ms  errors {errors}",
+                    flush=True,
+                )
     finally:
         for process in (ours, reference):
             process.terminate()
@@ -209,18 +286,22 @@ def main() -> None:
     from credit_risk.decisions import count_rows, make_engine
 
     logged = count_rows(make_engine(f"sqlite:///{log_db}"))
-    print(f"\nModel {uri} ({meta.get('params', {}).get('n_estimators', '?')} trees), "
-          f"{args.workers} workers each, {os.cpu_count()} cores, "
-          f"{'wrk' if shutil.which('wrk') else 'httpx'} load, {args.seconds} s per cell; "
-          f"decision log rows written by this API: {logged}")
+    print(
+        f"\nModel {uri} ({meta.get('params', {}).get('n_estimators', '?')} trees), "
+        f"{args.workers} workers each, {os.cpu_count()} cores, "
+        f"{'wrk' if shutil.which('wrk') else 'httpx'} load, {args.seconds} s per cell; "
+        f"decision log rows written by this API: {logged}"
+    )
     print("\n| connections | server | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|")
     for r in results:
         print(f"| {r.connections} | {r.server} | {r.rps:.1f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
     for connections in sorted({r.connections for r in results}):
         pair = [r for r in results if r.connections == connections]
         if len(pair) == 2 and pair[1].rps > 0:
-            print(f"ratio at {connections} connection(s): {pair[0].rps / pair[1].rps:.1f}x "
-                  f"throughput, p50 {pair[1].p50_ms / max(pair[0].p50_ms, 1e-9):.1f}x lower")
+            print(
+                f"ratio at {connections} connection(s): {pair[0].rps / pair[1].rps:.1f}x "
+                f"throughput, p50 {pair[1].p50_ms / max(pair[0].p50_ms, 1e-9):.1f}x lower"
+            )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,7 @@ def scorer(model_dir: Path) -> Scorer:
     return Scorer.from_folder(model_dir)
 
 
-def test_fast_path_matches_pipeline_on_all_rows(scorer: Scorer,
-                                                applicants: pd.DataFrame) -> None:
+def test_fast_path_matches_pipeline_on_all_rows(scorer: Scorer, applicants: pd.DataFrame) -> None:
     assert scorer.fast is not None
     expected = scorer.pipeline.predict_proba(applicants)[:, 1]
     probability, _ = scorer.fast.run_frame(applicants)
@@ -56,16 +55,18 @@ def test_fast_path_per_request_matches_pipeline_on_all_rows(
     assert decisions == list(np.where(expected >= scorer.threshold, "reject", "approve"))
 
 
-def test_contributions_equal_the_scikit_learn_reference(scorer: Scorer,
-                                                        applicants: pd.DataFrame) -> None:
+def test_contributions_equal_the_scikit_learn_reference(
+    scorer: Scorer, applicants: pd.DataFrame
+) -> None:
     assert scorer.fast is not None
     _, contributions = scorer.fast.run_frame(applicants)
     reference = reference_contributions(scorer.pipeline, applicants)
     assert np.max(np.abs(contributions - reference)) <= 1e-5
 
 
-def test_contributions_add_up_to_the_forest_probability(scorer: Scorer,
-                                                        applicants: pd.DataFrame) -> None:
+def test_contributions_add_up_to_the_forest_probability(
+    scorer: Scorer, applicants: pd.DataFrame
+) -> None:
     assert scorer.fast is not None
     encoded = scorer.fast.encoder.encode_frame(applicants)
     _, raw, contributions = scorer.fast.run_raw(encoded)
@@ -94,10 +95,12 @@ def test_reasons_rank_like_shap(scorer: Scorer, applicants: pd.DataFrame) -> Non
     shap_values = _shap_by_attribute(scorer.pipeline, sample)
     ours_top, shap_top = top_reasons(ours), top_reasons(shap_values)
     top1 = np.mean(ours_top[:, 0] == shap_top[:, 0])
-    overlap = np.mean([
-        len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, min((a >= 0).sum(), (b >= 0).sum()))
-        for a, b in zip(ours_top, shap_top, strict=True)
-    ])
+    overlap = np.mean(
+        [
+            len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, min((a >= 0).sum(), (b >= 0).sum()))
+            for a, b in zip(ours_top, shap_top, strict=True)
+        ]
+    )
     # Path contributions and SHAP agree on what matters most for nearly every applicant.
     assert top1 >= 0.8, top1
     assert overlap >= 0.7, overlap
@@ -105,8 +108,13 @@ def test_reasons_rank_like_shap(scorer: Scorer, applicants: pd.DataFrame) -> Non
 
 def test_score_adds_reason_columns(scorer: Scorer, applicants: pd.DataFrame) -> None:
     scored = scorer.score(applicants.head(50))
-    assert list(scored.columns) == ["probability_bad", "risk_class", "risk_label", "decision",
-                                    *REASON_COLUMNS]
+    assert list(scored.columns) == [
+        "probability_bad",
+        "risk_class",
+        "risk_label",
+        "decision",
+        *REASON_COLUMNS,
+    ]
     first = scorer.score_records(applicants.head(1).to_dict("records"))[0]
     assert scored.loc[0, "reason_1"] == first.reasons[0].text
     assert all(scored["reason_1"].str.contains(": "))
@@ -141,8 +149,9 @@ def test_fast_path_cache_is_written_and_reused(model_dir: Path, tmp_path: Path) 
     assert second.bias == pytest.approx(first.bias)
 
 
-def test_skewed_encoder_disables_fast_path(model_dir: Path, applicants: pd.DataFrame,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_skewed_encoder_disables_fast_path(
+    model_dir: Path, applicants: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = fastpath._derived_row
 
     def skewed(record: Any) -> dict[str, Any]:
@@ -160,14 +169,16 @@ def test_skewed_encoder_disables_fast_path(model_dir: Path, applicants: pd.DataF
     fast = Scorer.from_folder(model_dir, compile_fast=True)
     monkeypatch.setattr(fastpath, "_derived_row", original)
     rows = applicants.head(20)
-    assert np.allclose(slow.score(rows)["probability_bad"], fast.score(rows)["probability_bad"],
-                       atol=1e-5)
+    assert np.allclose(
+        slow.score(rows)["probability_bad"], fast.score(rows)["probability_bad"], atol=1e-5
+    )
     assert slow.score(rows)["reason_1"].tolist() == fast.score(rows)["reason_1"].tolist()
 
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic", None])
-def test_fast_path_compiles_calibrated_and_bare_forests(method: str | None,
-                                                        applicants: pd.DataFrame) -> None:
+def test_fast_path_compiles_calibrated_and_bare_forests(
+    method: str | None, applicants: pd.DataFrame
+) -> None:
     from imblearn.ensemble import BalancedRandomForestClassifier
     from imblearn.pipeline import Pipeline
     from sklearn.calibration import CalibratedClassifierCV
@@ -177,12 +188,19 @@ def test_fast_path_compiles_calibrated_and_bare_forests(method: str | None,
 
     target = read_applicants(DATA).target
     assert target is not None
-    forest = BalancedRandomForestClassifier(n_estimators=25, max_depth=6, random_state=0,
-                                            n_jobs=1)
-    classifier: Any = forest if method is None else CalibratedClassifierCV(
-        forest, method=method, cv=3, ensemble=method == "isotonic")
-    pipeline = Pipeline([("features", FeatureEngineer()), ("encode", build_encoder(False)),
-                         ("classifier", classifier)])
+    forest = BalancedRandomForestClassifier(n_estimators=25, max_depth=6, random_state=0, n_jobs=1)
+    classifier: Any = (
+        forest
+        if method is None
+        else CalibratedClassifierCV(forest, method=method, cv=3, ensemble=method == "isotonic")
+    )
+    pipeline = Pipeline(
+        [
+            ("features", FeatureEngineer()),
+            ("encode", build_encoder(False)),
+            ("classifier", classifier),
+        ]
+    )
     pipeline.fit(applicants, target.to_numpy())
     fast = load_or_build(pipeline, {"run_id": f"calibrated-{method}"}, None)
     expected = pipeline.predict_proba(applicants)[:, 1]
@@ -203,8 +221,7 @@ def test_scorer_loads_the_registered_champion(trained: Any) -> None:
     assert len(scorer.score(frame)) == 5
 
 
-def test_batch_engine_matches_pipeline_and_onnx(scorer: Scorer,
-                                                applicants: pd.DataFrame) -> None:
+def test_batch_engine_matches_pipeline_and_onnx(scorer: Scorer, applicants: pd.DataFrame) -> None:
     assert scorer.fast is not None
     encoded = scorer.fast.encoder.encode_frame(applicants)
     expected = scorer.pipeline.predict_proba(applicants)[:, 1]

@@ -51,8 +51,9 @@ def _dumps(value: Any) -> str:
 def make_engine(url: str) -> Engine:
     """An engine for the log; SQLite gets WAL so readers never block the writer."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, json_serializer=_dumps,
-                                  connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(
+            url, json_serializer=_dumps, connect_args={"check_same_thread": False, "timeout": 30}
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
@@ -85,8 +86,9 @@ class DecisionLog:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._queue: queue.Queue[tuple[list[dict[str, Any]], asyncio.Future[None],
-                                       asyncio.AbstractEventLoop] | None] = queue.Queue()
+        self._queue: queue.Queue[
+            tuple[list[dict[str, Any]], asyncio.Future[None], asyncio.AbstractEventLoop] | None
+        ] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.written = 0
 
@@ -140,8 +142,10 @@ class DecisionLog:
             if group:
                 self._commit(group)
 
-    def _commit(self, group: list[tuple[list[dict[str, Any]], asyncio.Future[None],
-                                        asyncio.AbstractEventLoop]]) -> None:
+    def _commit(
+        self,
+        group: list[tuple[list[dict[str, Any]], asyncio.Future[None], asyncio.AbstractEventLoop]],
+    ) -> None:
         rows = [row for rows, _, _ in group for row in rows]
         error: BaseException | None = None
         try:
@@ -165,10 +169,17 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_exception(error)
 
 
-def decision_row(request_id: str, created_at: datetime, model_version: str,
-                 applicant: dict[str, Any], probability_bad: float, risk_class: int,
-                 decision: str, threshold: float, reasons: list[dict[str, Any]]
-                 ) -> dict[str, Any]:
+def decision_row(
+    request_id: str,
+    created_at: datetime,
+    model_version: str,
+    applicant: dict[str, Any],
+    probability_bad: float,
+    risk_class: int,
+    decision: str,
+    threshold: float,
+    reasons: list[dict[str, Any]],
+) -> dict[str, Any]:
     """One row of the decision log."""
     return {
         "request_id": request_id,

@@ -86,7 +86,8 @@ def _derived_columns(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
         "log_credit_amount": np.log(amount),
         "disposable_income_proxy": amount / duration / rate,
         "has_checking_account": np.asarray(
-            pd.Series(columns["checking_account_status"]) != "A14", dtype="int64"),
+            pd.Series(columns["checking_account_status"]) != "A14", dtype="int64"
+        ),
         "sex": status.map(SEX_BY_CODE),
         "marital_status": status.map(MARITAL_BY_CODE),
         "age_band": np.asarray(AGE_BANDS, dtype=object)[band_index],
@@ -153,7 +154,8 @@ def read_layout(pipeline: Any) -> EncodedLayout:
             continue
         # A fitted "passthrough" block is an identity FunctionTransformer.
         identity = type(transformer).__name__ == "FunctionTransformer" and (
-            transformer.func is None)
+            transformer.func is None
+        )
         if (isinstance(transformer, str) and transformer == "passthrough") or identity:
             numeric.extend(columns)
         elif type(transformer).__name__ == "OneHotEncoder":
@@ -181,8 +183,7 @@ def _level_index(values: Any, levels: list[str]) -> np.ndarray:
         import pyarrow.compute as pc
 
         found = pc.index_in(pa.array(values, type=pa.string()), value_set=pa.array(levels))
-        return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False),
-                          dtype=np.int64)
+        return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
     except (ImportError, pa.ArrowException, TypeError):
         return np.asarray(pd.Categorical(values, categories=levels).codes, dtype=np.int64)
 
@@ -333,11 +334,17 @@ def components(pipeline: Any) -> list[tuple[Any, dict[str, Any] | None]]:
         (calibrator,) = calibrated.calibrators
         kind = type(calibrator).__name__
         if kind == "_SigmoidCalibration":
-            params: dict[str, Any] = {"kind": "sigmoid", "a": float(calibrator.a_),
-                                      "b": float(calibrator.b_)}
+            params: dict[str, Any] = {
+                "kind": "sigmoid",
+                "a": float(calibrator.a_),
+                "b": float(calibrator.b_),
+            }
         elif kind == "IsotonicRegression":
-            params = {"kind": "isotonic", "x": calibrator.X_thresholds_.tolist(),
-                      "y": calibrator.y_thresholds_.tolist()}
+            params = {
+                "kind": "isotonic",
+                "x": calibrator.X_thresholds_.tolist(),
+                "y": calibrator.y_thresholds_.tolist(),
+            }
         else:
             raise FastPathUnavailable(f"calibrator {kind} is not compiled")
         found.append((_check_forest(calibrated.estimator), params))
@@ -397,8 +404,18 @@ def build_graph(forests: Sequence[Any], lineage: np.ndarray) -> tuple[bytes, flo
 
     n_forests, n_attributes = len(forests), lineage.shape[1]
     width = lineage.shape[0]
-    nodes: dict[str, list[Any]] = {key: [] for key in (
-        "treeids", "nodeids", "featureids", "values", "modes", "truenodeids", "falsenodeids")}
+    nodes: dict[str, list[Any]] = {
+        key: []
+        for key in (
+            "treeids",
+            "nodeids",
+            "featureids",
+            "values",
+            "modes",
+            "truenodeids",
+            "falsenodeids",
+        )
+    }
     targets: dict[str, list[Any]] = {key: [] for key in ("treeids", "nodeids", "ids", "weights")}
     bias = 0.0
     tree_id = 0
@@ -429,24 +446,36 @@ def build_graph(forests: Sequence[Any], lineage: np.ndarray) -> tuple[bytes, flo
             tree_id += 1
     n_targets = n_forests + n_attributes
     ensemble = helper.make_node(
-        "TreeEnsembleRegressor", ["X"], ["Y"], domain="ai.onnx.ml",
-        n_targets=n_targets, aggregate_function="SUM", post_transform="NONE",
-        nodes_treeids=nodes["treeids"], nodes_nodeids=nodes["nodeids"],
-        nodes_featureids=nodes["featureids"], nodes_values=nodes["values"],
-        nodes_modes=nodes["modes"], nodes_truenodeids=nodes["truenodeids"],
+        "TreeEnsembleRegressor",
+        ["X"],
+        ["Y"],
+        domain="ai.onnx.ml",
+        n_targets=n_targets,
+        aggregate_function="SUM",
+        post_transform="NONE",
+        nodes_treeids=nodes["treeids"],
+        nodes_nodeids=nodes["nodeids"],
+        nodes_featureids=nodes["featureids"],
+        nodes_values=nodes["values"],
+        nodes_modes=nodes["modes"],
+        nodes_truenodeids=nodes["truenodeids"],
         nodes_falsenodeids=nodes["falsenodeids"],
         nodes_missing_value_tracks_true=[0] * len(nodes["nodeids"]),
         nodes_hitrates=[1.0] * len(nodes["nodeids"]),
-        target_treeids=targets["treeids"], target_nodeids=targets["nodeids"],
-        target_ids=targets["ids"], target_weights=targets["weights"],
+        target_treeids=targets["treeids"],
+        target_nodeids=targets["nodeids"],
+        target_ids=targets["ids"],
+        target_weights=targets["weights"],
     )
     graph = helper.make_graph(
-        [ensemble], "credit_risk_forest",
+        [ensemble],
+        "credit_risk_forest",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, width])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n_targets])],
     )
-    model = helper.make_model(graph, opset_imports=[
-        helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    )
     model.producer_name = "credit_risk.fastpath"
     onnx.checker.check_model(model)
     return model.SerializeToString(), bias
@@ -500,8 +529,10 @@ class LeafTables:
         out = np.empty((len(encoded), self.width), dtype=np.float64)
         bounds = np.linspace(0, len(encoded), max(1, threads) + 1).astype(int)
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            jobs = [pool.submit(self._run_rows, encoded, out, int(a), int(b))
-                    for a, b in itertools.pairwise(bounds)]
+            jobs = [
+                pool.submit(self._run_rows, encoded, out, int(a), int(b))
+                for a, b in itertools.pairwise(bounds)
+            ]
             for job in jobs:
                 job.result()
         return out
@@ -520,8 +551,13 @@ class FastPath:
     _tables: LeafTables | None = None
 
     @classmethod
-    def from_bytes(cls, graph: bytes, layout: EncodedLayout, bias: float,
-                   calibrators: list[dict[str, Any] | None]) -> FastPath:
+    def from_bytes(
+        cls,
+        graph: bytes,
+        layout: EncodedLayout,
+        bias: float,
+        calibrators: list[dict[str, Any] | None],
+    ) -> FastPath:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -530,8 +566,13 @@ class FastPath:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        return cls(encoder=RowEncoder(layout), session=session, bias=bias,
-                   calibrators=calibrators, graph=graph)
+        return cls(
+            encoder=RowEncoder(layout),
+            session=session,
+            bias=bias,
+            calibrators=calibrators,
+            graph=graph,
+        )
 
     # Rows from which a call uses the batch engine (files, big batches).
     BATCH_ROWS = 4096
@@ -542,8 +583,9 @@ class FastPath:
             self._tables = LeafTables(self.pipeline, lineage)
         return self._tables
 
-    def run_raw(self, encoded: np.ndarray, engine: str = "auto"
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run_raw(
+        self, encoded: np.ndarray, engine: str = "auto"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Calibrated probability ``(n,)``, raw forest probability ``(n,)``, contributions.
 
         Args:
@@ -561,7 +603,8 @@ class FastPath:
         k = len(self.calibrators)
         raw = out[:, :k].astype(np.float64)
         probability = np.mean(
-            [calibrate(raw[:, i], c) for i, c in enumerate(self.calibrators)], axis=0)
+            [calibrate(raw[:, i], c) for i, c in enumerate(self.calibrators)], axis=0
+        )
         return probability, raw.mean(axis=1), out[:, k:]
 
     def run_encoded(self, encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -582,9 +625,14 @@ class FastPath:
 
 def fingerprint(metadata: Mapping[str, Any]) -> str:
     """Identifies the model a cached fast path was built from."""
-    key = json.dumps({k: metadata.get(k) for k in ("run_id", "model_version", "trained_at",
-                                                   "params", "threshold")}, sort_keys=True,
-                     default=str)
+    key = json.dumps(
+        {
+            k: metadata.get(k)
+            for k in ("run_id", "model_version", "trained_at", "params", "threshold")
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(f"{FORMAT_VERSION}:{key}".encode()).hexdigest()[:16]
 
 
@@ -601,8 +649,7 @@ def verify(pipeline: Any, fast: FastPath, applicants: pd.DataFrame) -> float:
     one_by_one = np.vstack([fast.encoder.encode_records([r]) for r in records])
     for candidate in (encoded, one_by_one):
         if not np.allclose(reference, candidate, rtol=1e-6, atol=0):
-            raise FastPathUnavailable(
-                "the compiled encoder disagrees with the fitted feature step")
+            raise FastPathUnavailable("the compiled encoder disagrees with the fitted feature step")
     expected = pipeline.predict_proba(applicants)[:, 1]
     gap = 0.0
     engines = ("onnx", "trees") if fast.pipeline is not None else ("onnx",)
@@ -625,11 +672,15 @@ def compile_pipeline(pipeline: Any) -> tuple[bytes, EncodedLayout, float]:
     return graph, layout, bias
 
 
-def _write_cache(folder: Path, graph: bytes, layout: EncodedLayout, bias: float,
-                 key: str) -> None:
+def _write_cache(folder: Path, graph: bytes, layout: EncodedLayout, bias: float, key: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {"fingerprint": key, "bias": bias, "numeric": layout.numeric,
-            "categorical": layout.categorical, "names": layout.names}
+    meta = {
+        "fingerprint": key,
+        "bias": bias,
+        "numeric": layout.numeric,
+        "categorical": layout.categorical,
+        "names": layout.names,
+    }
     for name, payload in ((GRAPH_FILE, graph), (META_FILE, json.dumps(meta).encode())):
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}-")
         with os.fdopen(handle, "wb") as out:
@@ -653,8 +704,9 @@ def _read_cache(folder: Path, key: str) -> tuple[bytes, EncodedLayout, float] | 
     return graph, layout, float(meta["bias"])
 
 
-def load_or_build(pipeline: Any, metadata: Mapping[str, Any],
-                  cache_dir: Path | None = None, probes: int = 256) -> FastPath:
+def load_or_build(
+    pipeline: Any, metadata: Mapping[str, Any], cache_dir: Path | None = None, probes: int = 256
+) -> FastPath:
     """The fast path for a fitted pipeline, from ``cache_dir`` or freshly compiled.
 
     Either way it is verified against the pipeline on codebook probe applicants before use.

@@ -102,8 +102,13 @@ class Scorer:
         return str(self.metadata.get("model_version", "unknown"))
 
     @classmethod
-    def from_pipeline(cls, pipeline: Any, metadata: dict[str, Any],
-                      cache_dir: Path | None = None, compile_fast: bool = True) -> Scorer:
+    def from_pipeline(
+        cls,
+        pipeline: Any,
+        metadata: dict[str, Any],
+        cache_dir: Path | None = None,
+        compile_fast: bool = True,
+    ) -> Scorer:
         """Wrap a fitted pipeline, compiling (or loading) its fast path."""
         fast = None
         if compile_fast:
@@ -198,15 +203,24 @@ class Scorer:
                         break
                     attribute = ATTRIBUTES[k]
                     value = record[attribute.name]
-                    reasons.append(Reason(attribute.name, attribute.description, value,
-                                          attribute.label(value), float(contributions[row, k])))
-            decisions.append(Decision(
-                probability_bad=p,
-                risk_class=BAD if rejected else GOOD,
-                risk_label=CLASS_LABELS[BAD if rejected else GOOD],
-                decision=REJECT if rejected else APPROVE,
-                reasons=reasons,
-            ))
+                    reasons.append(
+                        Reason(
+                            attribute.name,
+                            attribute.description,
+                            value,
+                            attribute.label(value),
+                            float(contributions[row, k]),
+                        )
+                    )
+            decisions.append(
+                Decision(
+                    probability_bad=p,
+                    risk_class=BAD if rejected else GOOD,
+                    risk_label=CLASS_LABELS[BAD if rejected else GOOD],
+                    decision=REJECT if rejected else APPROVE,
+                    reasons=reasons,
+                )
+            )
         return decisions
 
 
@@ -229,8 +243,9 @@ def reason_texts(applicants: pd.DataFrame, contributions: np.ndarray | None) -> 
         values = applicants[attribute.name].to_numpy()[rows]
         # One text per distinct value (codes, or the few integers), then spread to rows.
         inverse, distinct = pd.factorize(values)
-        labels = np.asarray([f"{attribute.description}: {attribute.label(v)}" for v in distinct],
-                            dtype=object)
+        labels = np.asarray(
+            [f"{attribute.description}: {attribute.label(v)}" for v in distinct], dtype=object
+        )
         texts = labels[inverse]
         positions = hits[rows]
         for slot in range(MAX_REASONS):
@@ -245,13 +260,15 @@ def _write_csv(handle: Any, scored: pd.DataFrame, header: bool) -> None:
         import pyarrow as pa
         import pyarrow.csv as pacsv
     except ImportError:  # pandas writes the same columns, only slower
-        scored.to_csv(handle, header=header, index=False, float_format="%.6f",
-                      quoting=csv.QUOTE_MINIMAL)
+        scored.to_csv(
+            handle, header=header, index=False, float_format="%.6f", quoting=csv.QUOTE_MINIMAL
+        )
         return
     table = pa.Table.from_pandas(scored, preserve_index=False)
     buffer = pa.BufferOutputStream()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=header,
-                                                      quoting_style="needed"))
+    pacsv.write_csv(
+        table, buffer, pacsv.WriteOptions(include_header=header, quoting_style="needed")
+    )
     handle.write(buffer.getvalue().to_pybytes().decode("utf-8"))
 
 
@@ -282,8 +299,10 @@ def predict_file(
     written = 0
     output_path.parent.mkdir(parents=True, exist_ok=True)
     chunks = iter_applicants(input_path, chunk_rows)
-    with output_path.open("w", newline="", encoding="utf-8") as handle, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
+    with (
+        output_path.open("w", newline="", encoding="utf-8") as handle,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader,
+    ):
         pending = reader.submit(next, chunks, None)
         number = 0
         while (chunk := pending.result()) is not None:

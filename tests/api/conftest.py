@@ -23,12 +23,26 @@ from tests.conftest import REPO, make_settings
 POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 APPLICANT: dict[str, Any] = {
-    "checking_account_status": "A11", "duration_months": 48, "credit_history": "A32",
-    "purpose": "A40", "credit_amount": 7500, "savings_account": "A61",
-    "employment_since": "A72", "installment_rate": 4, "personal_status_sex": "A93",
-    "other_debtors": "A101", "residence_since": 2, "property": "A124", "age_years": 23,
-    "other_installment_plans": "A143", "housing": "A151", "existing_credits": 1,
-    "job": "A173", "people_liable": 1, "telephone": "A191", "foreign_worker": "A201",
+    "checking_account_status": "A11",
+    "duration_months": 48,
+    "credit_history": "A32",
+    "purpose": "A40",
+    "credit_amount": 7500,
+    "savings_account": "A61",
+    "employment_since": "A72",
+    "installment_rate": 4,
+    "personal_status_sex": "A93",
+    "other_debtors": "A101",
+    "residence_since": 2,
+    "property": "A124",
+    "age_years": 23,
+    "other_installment_plans": "A143",
+    "housing": "A151",
+    "existing_credits": 1,
+    "job": "A173",
+    "people_liable": 1,
+    "telephone": "A191",
+    "foreign_worker": "A201",
 }
 
 
@@ -38,8 +52,10 @@ def scorer(model_dir: Path) -> Scorer:
 
 
 def service_settings(model_dir: Path, folder: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"model_dir": model_dir,
-                              "decision_log_url": f"sqlite:///{folder / 'decisions.db'}"}
+    values: dict[str, Any] = {
+        "model_dir": model_dir,
+        "decision_log_url": f"sqlite:///{folder / 'decisions.db'}",
+    }
     values.update(overrides)
     return make_settings(folder, **values)
 
@@ -73,14 +89,28 @@ def wait_ready(url: str, timeout: float = 90.0) -> None:
     raise TimeoutError(f"{url} not ready after {timeout} s")
 
 
-def start_server(model_dir: Path, log_url: str, port: int, workers: int = 1
-                 ) -> subprocess.Popen[bytes]:
+def start_server(
+    model_dir: Path, log_url: str, port: int, workers: int = 1
+) -> subprocess.Popen[bytes]:
     """``credit-risk serve`` in a subprocess (the real entry point, real uvicorn)."""
     env = {**os.environ, "CREDIT_RISK_DECISION_LOG_URL": log_url}
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "credit-risk"), "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--model", str(model_dir)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(Path(sys.executable).parent / "credit-risk"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--model",
+            str(model_dir),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

@@ -28,8 +28,10 @@ from tests.api.conftest import (
 
 
 def _post_some(client: TestClient) -> list[dict[str, Any]]:
-    answers = [client.post("/predict", json={**APPLICANT, "duration_months": d}).json()
-               for d in (6, 12, 24, 48)]
+    answers = [
+        client.post("/predict", json={**APPLICANT, "duration_months": d}).json()
+        for d in (6, 12, 24, 48)
+    ]
     batch = client.post("/predict/batch", json={"applicants": [APPLICANT] * 5}).json()
     return answers + batch["predictions"]
 
@@ -39,8 +41,12 @@ def _check_rows(url: str, answers: list[dict[str, Any]]) -> None:
     ids = [a["request_id"] for a in answers]
     assert count_rows(engine, ids) == len(answers)
     with engine.connect() as connection:
-        rows = {r.request_id: r for r in connection.execute(
-            sa.select(decisions_table).where(decisions_table.c.request_id.in_(ids)))}
+        rows = {
+            r.request_id: r
+            for r in connection.execute(
+                sa.select(decisions_table).where(decisions_table.c.request_id.in_(ids))
+            )
+        }
     for answer in answers:
         row = rows[answer["request_id"]]
         assert row.probability_bad == pytest.approx(answer["probability_bad"])
@@ -51,8 +57,7 @@ def _check_rows(url: str, answers: list[dict[str, Any]]) -> None:
     engine.dispose()
 
 
-def test_every_response_is_logged_sqlite(model_dir: Path, tmp_path: Path,
-                                         scorer: Scorer) -> None:
+def test_every_response_is_logged_sqlite(model_dir: Path, tmp_path: Path, scorer: Scorer) -> None:
     settings = service_settings(model_dir, tmp_path)
     with TestClient(create_app(settings, scorer=scorer)) as client:
         answers = _post_some(client)
@@ -61,16 +66,14 @@ def test_every_response_is_logged_sqlite(model_dir: Path, tmp_path: Path,
 
 
 @pytest.mark.postgres
-def test_every_response_is_logged_postgres(model_dir: Path, tmp_path: Path,
-                                           scorer: Scorer) -> None:
+def test_every_response_is_logged_postgres(model_dir: Path, tmp_path: Path, scorer: Scorer) -> None:
     settings = service_settings(model_dir, tmp_path, decision_log_url=POSTGRES_URL)
     with TestClient(create_app(settings, scorer=scorer)) as client:
         answers = _post_some(client)
     _check_rows(POSTGRES_URL, answers)
 
 
-def test_unwritable_log_means_no_decision(model_dir: Path, tmp_path: Path,
-                                         scorer: Scorer) -> None:
+def test_unwritable_log_means_no_decision(model_dir: Path, tmp_path: Path, scorer: Scorer) -> None:
     settings = service_settings(model_dir, tmp_path)
     log = DecisionLog(settings.decision_log_url)
     with TestClient(create_app(settings, scorer=scorer, decision_log=log)) as client:
@@ -110,11 +113,12 @@ async def _load(url: str, stop_after: float, on_half: Any) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_graceful_shutdown_under_load_loses_nothing(model_dir: Path, tmp_path: Path,
-                                                    backend: str) -> None:
-    url_db = (f"sqlite:///{tmp_path / 'decisions.db'}" if backend == "sqlite"
-              else POSTGRES_URL)
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_graceful_shutdown_under_load_loses_nothing(
+    model_dir: Path, tmp_path: Path, backend: str
+) -> None:
+    url_db = f"sqlite:///{tmp_path / 'decisions.db'}" if backend == "sqlite" else POSTGRES_URL
     port = free_port()
     process = start_server(model_dir, url_db, port, workers=2)
     url = f"http://127.0.0.1:{port}"
@@ -143,8 +147,10 @@ def test_decision_log_drains_queue_on_close(tmp_path: Path) -> None:
 
         from credit_risk.decisions import decision_row
 
-        rows = [decision_row(i, datetime.now(UTC), "1", APPLICANT, 0.5, 2, "reject", 0.3, [])
-                for i in ids]
+        rows = [
+            decision_row(i, datetime.now(UTC), "1", APPLICANT, 0.5, 2, "reject", 0.3, [])
+            for i in ids
+        ]
         await asyncio.gather(*(log.write([row]) for row in rows))
 
     asyncio.run(write_all())

@@ -14,8 +14,7 @@ from credit_risk.scoring import Scorer
 from tests.api.conftest import APPLICANT
 
 
-def test_predict_returns_decision_threshold_and_reasons(client: TestClient,
-                                                         scorer: Scorer) -> None:
+def test_predict_returns_decision_threshold_and_reasons(client: TestClient, scorer: Scorer) -> None:
     response = client.post("/predict", json=APPLICANT)
     assert response.status_code == 200
     body = response.json()
@@ -89,15 +88,17 @@ def test_predict_missing_field_is_422(client: TestClient) -> None:
 
 @pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b"null", b'"text"', b"\xff\xfe{"])
 def test_predict_malformed_body_is_422(client: TestClient, body: bytes) -> None:
-    response = client.post("/predict", content=body,
-                           headers={"Content-Type": "application/json"})
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["message"]
 
 
 def test_batch_matches_single_predictions(client: TestClient) -> None:
-    others = [APPLICANT, {**APPLICANT, "checking_account_status": "A14", "duration_months": 6},
-              {**APPLICANT, "credit_history": "A34", "savings_account": "A65"}]
+    others = [
+        APPLICANT,
+        {**APPLICANT, "checking_account_status": "A14", "duration_months": 6},
+        {**APPLICANT, "credit_history": "A34", "savings_account": "A65"},
+    ]
     response = client.post("/predict/batch", json={"applicants": others})
     assert response.status_code == 200
     batch = response.json()
@@ -118,8 +119,9 @@ def test_batch_over_limit_is_422(app_settings: Settings, scorer: Scorer) -> None
         assert error["field"] == "applicants"
         assert error["value"] == "6 items"
         assert "1 to 5" in error["allowed"]
-        assert client.post("/predict/batch",
-                           json={"applicants": [APPLICANT] * 5}).status_code == 200
+        assert (
+            client.post("/predict/batch", json={"applicants": [APPLICANT] * 5}).status_code == 200
+        )
 
 
 def test_batch_error_names_the_row(client: TestClient) -> None:
@@ -129,15 +131,15 @@ def test_batch_error_names_the_row(client: TestClient) -> None:
     assert error["value"] == "maybe"
 
 
-def test_api_key_guards_predict_routes_when_set(app_settings: Settings,
-                                                scorer: Scorer) -> None:
+def test_api_key_guards_predict_routes_when_set(app_settings: Settings, scorer: Scorer) -> None:
     settings = app_settings.model_copy(update={"api_key": "a-long-test-secret-123"})
     with TestClient(create_app(settings, scorer=scorer)) as client:
         assert client.post("/predict", json=APPLICANT).status_code == 401
         wrong = client.post("/predict", json=APPLICANT, headers={"X-API-Key": "nope"})
         assert wrong.status_code == 401
-        right = client.post("/predict", json=APPLICANT,
-                            headers={"X-API-Key": "a-long-test-secret-123"})
+        right = client.post(
+            "/predict", json=APPLICANT, headers={"X-API-Key": "a-long-test-secret-123"}
+        )
         assert right.status_code == 200
         assert client.get("/schema").status_code == 200  # only predict routes are guarded
 
@@ -154,9 +156,13 @@ def test_placeholder_api_key_is_refused(app_settings: Settings) -> None:
 def test_cors_origin_allowed_when_configured(app_settings: Settings, scorer: Scorer) -> None:
     settings = app_settings.model_copy(update={"cors_origins": ["https://lender.example"]})
     with TestClient(create_app(settings, scorer=scorer)) as client:
-        response = client.options("/predict", headers={
-            "Origin": "https://lender.example", "Access-Control-Request-Method": "POST"})
+        response = client.options(
+            "/predict",
+            headers={"Origin": "https://lender.example", "Access-Control-Request-Method": "POST"},
+        )
         assert response.headers["access-control-allow-origin"] == "https://lender.example"
-        other = client.options("/predict", headers={
-            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        other = client.options(
+            "/predict",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
         assert "access-control-allow-origin" not in other.headers

@@ -37,8 +37,11 @@ async def _load_model(state: ServiceState) -> None:
         state.loading = False
 
 
-def create_app(settings: Settings | None = None, scorer: Scorer | None = None,
-               decision_log: DecisionLog | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    scorer: Scorer | None = None,
+    decision_log: DecisionLog | None = None,
+) -> FastAPI:
     """The scoring service.
 
     Args:
@@ -48,8 +51,7 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None,
     """
     settings = settings or get_settings()
     metrics = ServiceMetrics()
-    state = ServiceState(settings=settings, metrics=metrics, scorer=scorer,
-                         loading=scorer is None)
+    state = ServiceState(settings=settings, metrics=metrics, scorer=scorer, loading=scorer is None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,21 +70,28 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None,
         title="Credit-risk scoring",
         version=__version__,
         description="Scores credit applicants (Statlog German Credit): probability of a bad "
-                    "risk, approve/reject at the model's cost-aware threshold, and the reasons.",
+        "risk, approve/reject at the model's cost-aware threshold, and the reasons.",
         lifespan=lifespan,
     )
     app.state.service = state
     app.state.max_batch = settings.max_batch
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    app.include_router(predict.build_router(batch_request_model(settings.max_batch),
-                                          require_key=bool(settings.api_key)))
+    app.include_router(
+        predict.build_router(
+            batch_request_model(settings.max_batch), require_key=bool(settings.api_key)
+        )
+    )
     app.include_router(meta.router)
     app.include_router(card.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -11,8 +11,9 @@ from fastapi.security import APIKeyHeader
 from credit_risk.api.state import ServiceState
 from credit_risk.scoring import Scorer
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
-                              description="Required when the service has an API key set.")
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Required when the service has an API key set."
+)
 
 
 def get_state(request: Request) -> ServiceState:
@@ -36,5 +37,8 @@ LoadedScorer = Annotated[Scorer, Depends(get_scorer)]
 def check_api_key(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
     expected = state.settings.api_key
     if expected and not (key and secrets.compare_digest(key.encode(), expected.encode())):
-        raise HTTPException(status_code=401, detail="missing or wrong X-API-Key",
-                            headers={"WWW-Authenticate": "APIKey"})
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong X-API-Key",
+            headers={"WWW-Authenticate": "APIKey"},
+        )

@@ -58,15 +58,17 @@ def describe_errors(errors: list[dict[str, Any]], max_batch: int) -> list[dict[s
             loc = ("body",)
         if allowed and kind != "missing":
             message = f"{message}; expected {allowed}"
-        described.append({
-            "field": _field_name(loc),
-            "value": value,
-            "allowed": allowed,
-            "message": message,
-            "loc": [p if isinstance(p, int) else str(p) for p in loc],
-            "msg": str(error.get("msg", "")),
-            "type": kind,
-        })
+        described.append(
+            {
+                "field": _field_name(loc),
+                "value": value,
+                "allowed": allowed,
+                "message": message,
+                "loc": [p if isinstance(p, int) else str(p) for p in loc],
+                "msg": str(error.get("msg", "")),
+                "type": kind,
+            }
+        )
     return described
 
 
@@ -74,9 +76,17 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     """FastAPI answers an undecodable body (e.g. not UTF-8) with 400; make it a 422 too."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and "parsing the body" in str(exc.detail):
-        detail = [{"field": "body", "value": None, "allowed": "a well-formed JSON document",
-                   "message": "the body is not valid JSON text (UTF-8)", "loc": ["body"],
-                   "msg": str(exc.detail), "type": "json_invalid"}]
+        detail = [
+            {
+                "field": "body",
+                "value": None,
+                "allowed": "a well-formed JSON document",
+                "message": "the body is not valid JSON text (UTF-8)",
+                "loc": ["body"],
+                "msg": str(exc.detail),
+                "type": "json_invalid",
+            }
+        ]
         return FastJSONResponse(status_code=422, content={"detail": detail})
     return await http_exception_handler(request, exc)
 
@@ -84,5 +94,6 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 async def validation_error_handler(request: Request, exc: Exception) -> FastJSONResponse:
     assert isinstance(exc, RequestValidationError)
     max_batch = getattr(request.app.state, "max_batch", 0)
-    return FastJSONResponse(status_code=422,
-                          content={"detail": describe_errors(list(exc.errors()), max_batch)})
+    return FastJSONResponse(
+        status_code=422, content={"detail": describe_errors(list(exc.errors()), max_batch)}
+    )

@@ -26,13 +26,25 @@ class ServiceMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("credit_risk_http_requests", "HTTP requests by route and status",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("credit_risk_http_request_duration_seconds",
-                                 "Request latency by route", ["route"],
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.decisions = Counter("credit_risk_decisions", "Decisions returned, by outcome",
-                                 ["decision"], registry=self.registry)
+        self.requests = Counter(
+            "credit_risk_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "credit_risk_http_request_duration_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "credit_risk_decisions",
+            "Decisions returned, by outcome",
+            ["decision"],
+            registry=self.registry,
+        )
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition (all workers' samples in multi-process mode)."""

@@ -37,16 +37,24 @@ def _applicant_field(attribute: Attribute) -> tuple[Any, Any]:
     if attribute.kind is Kind.CATEGORICAL:
         choices = (*attribute.codes, *attribute.codes.values())
         kind: Any = Annotated[Literal[choices], AfterValidator(_to_code(attribute))]  # type: ignore[valid-type]
-        description = (f"{attribute.description} (UCI attribute {attribute.uci_number}). "
-                       "A UCI code or its label: " + "; ".join(
-                           f"{code} = {label}" for code, label in attribute.codes.items()))
+        description = (
+            f"{attribute.description} (UCI attribute {attribute.uci_number}). "
+            "A UCI code or its label: "
+            + "; ".join(f"{code} = {label}" for code, label in attribute.codes.items())
+        )
         return kind, Field(description=description, examples=[attribute.default])
     unit = f", in {attribute.unit}" if attribute.unit else ""
-    description = (f"{attribute.description} (UCI attribute {attribute.uci_number}{unit}); "
-                   f"an integer from {attribute.minimum} to {attribute.maximum}.")
+    description = (
+        f"{attribute.description} (UCI attribute {attribute.uci_number}{unit}); "
+        f"an integer from {attribute.minimum} to {attribute.maximum}."
+    )
     kind = Annotated[int, BeforeValidator(_whole_number)]
-    return kind, Field(ge=attribute.minimum, le=attribute.maximum,
-                       description=description, examples=[attribute.default])
+    return kind, Field(
+        ge=attribute.minimum,
+        le=attribute.maximum,
+        description=description,
+        examples=[attribute.default],
+    )
 
 
 EXAMPLE_APPLICANT: dict[str, Any] = {a.name: a.default for a in ATTRIBUTES}
@@ -64,9 +72,12 @@ def batch_request_model(max_batch: int) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload, no-any-return]
         "BatchRequest",
         __config__=ConfigDict(extra="forbid"),
-        applicants=(list[Applicant], Field(  # type: ignore[valid-type]
-            min_length=1, max_length=max_batch,
-            description=f"1 to {max_batch} applicants.")),
+        applicants=(
+            list[Applicant],
+            Field(  # type: ignore[valid-type]
+                min_length=1, max_length=max_batch, description=f"1 to {max_batch} applicants."
+            ),
+        ),
     )
 
 
@@ -78,7 +89,8 @@ class ReasonOut(BaseModel):
     value: str | int = Field(description="The applicant's value (UCI code or number).")
     value_label: str = Field(description="The value in plain language (codebook label).")
     contribution: float = Field(
-        description="How much it raised the probability of bad (path contribution).")
+        description="How much it raised the probability of bad (path contribution)."
+    )
 
 
 class Prediction(BaseModel):
@@ -90,7 +102,8 @@ class Prediction(BaseModel):
     decision: Literal["approve", "reject"]
     threshold: float = Field(description="Reject when probability_bad >= threshold.")
     reasons: list[ReasonOut] = Field(
-        max_length=4, description="Up to 4 attributes that pushed the risk up the most.")
+        max_length=4, description="Up to 4 attributes that pushed the risk up the most."
+    )
 
 
 class BatchPrediction(BaseModel):

@@ -13,11 +13,18 @@ from credit_risk.api.models import ErrorResponse
 router = APIRouter(tags=["service"])
 
 
-@router.get("/model/card", summary="The served model's card", response_class=HTMLResponse,
-            responses={200: {"content": {"text/html": {}, "text/markdown": {}}},
-                       503: {"model": ErrorResponse}})
-async def model_card(scorer: LoadedScorer,
-                     format: Literal["html", "markdown"] = "html") -> Response:
+@router.get(
+    "/model/card",
+    summary="The served model's card",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {}, "text/markdown": {}}},
+        503: {"model": ErrorResponse},
+    },
+)
+async def model_card(
+    scorer: LoadedScorer, format: Literal["html", "markdown"] = "html"
+) -> Response:
     from credit_risk.card import card_html, card_markdown
 
     if format == "markdown":

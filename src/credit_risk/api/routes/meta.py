@@ -20,8 +20,12 @@ async def get_schema() -> dict[str, Any]:
     return schema.as_json()
 
 
-@router.get("/model", response_model=ModelInfo, summary="The model being served",
-            responses={503: {"model": ErrorResponse}})
+@router.get(
+    "/model",
+    response_model=ModelInfo,
+    summary="The model being served",
+    responses={503: {"model": ErrorResponse}},
+)
 async def get_model(scorer: LoadedScorer) -> dict[str, Any]:
     meta = scorer.metadata
     return {
@@ -38,11 +42,15 @@ async def get_model(scorer: LoadedScorer) -> dict[str, Any]:
     }
 
 
-@router.get("/model/card", summary="The served model's card (HTML, or Markdown with "
-            "?format=markdown)", response_class=HTMLResponse,
-            responses={200: {"content": {"text/markdown": {}}}, 503: {"model": ErrorResponse}})
-async def get_model_card(scorer: LoadedScorer, format: Literal["html", "markdown"] = "html"
-                         ) -> Response:
+@router.get(
+    "/model/card",
+    summary="The served model's card (HTML, or Markdown with ?format=markdown)",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/markdown": {}}}, 503: {"model": ErrorResponse}},
+)
+async def get_model_card(
+    scorer: LoadedScorer, format: Literal["html", "markdown"] = "html"
+) -> Response:
     from credit_risk.card import card_html, card_markdown
 
     if format == "markdown":
@@ -50,8 +58,12 @@ async def get_model_card(scorer: LoadedScorer, format: Literal["html", "markdown
     return HTMLResponse(card_html(scorer.metadata))
 
 
-@router.get("/health", response_model=Health, summary="Ready once a model is loaded",
-            responses={503: {"model": Health}})
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="Ready once a model is loaded",
+    responses={503: {"model": Health}},
+)
 async def health(state: State) -> FastJSONResponse:
     if state.scorer is not None:
         return FastJSONResponse({"status": "ready", "model_version": state.scorer.version})
@@ -59,8 +71,12 @@ async def health(state: State) -> FastJSONResponse:
     return FastJSONResponse({"status": status, "detail": state.load_error}, status_code=503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
 async def metrics(state: State) -> Response:
     body, content_type = state.metrics.exposition()
     return Response(body, media_type=content_type)

@@ -25,15 +25,20 @@ from credit_risk.scoring import Scorer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key."},
-    422: {"model": ValidationErrorResponse,
-          "description": "Invalid input: the field, the value received and what is allowed."},
-    503: {"model": ErrorResponse,
-          "description": "No model loaded yet, or the decision log cannot be written."},
+    422: {
+        "model": ValidationErrorResponse,
+        "description": "Invalid input: the field, the value received and what is allowed.",
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "No model loaded yet, or the decision log cannot be written.",
+    },
 }
 
 
-async def score_and_log(state: ServiceState, scorer: Scorer,
-                        records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+async def score_and_log(
+    state: ServiceState, scorer: Scorer, records: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Score validated applicants, commit their decisions to the log, return the payloads."""
     decisions = scorer.score_records(records)
     now = datetime.now(UTC)
@@ -42,26 +47,48 @@ async def score_and_log(state: ServiceState, scorer: Scorer,
     for record, decision in zip(records, decisions, strict=True):
         request_id = uuid.uuid4().hex
         reasons = [
-            {"attribute": r.attribute, "description": r.description, "value": r.value,
-             "value_label": r.value_label, "contribution": r.contribution}
+            {
+                "attribute": r.attribute,
+                "description": r.description,
+                "value": r.value,
+                "value_label": r.value_label,
+                "contribution": r.contribution,
+            }
             for r in decision.reasons
         ]
-        payloads.append({
-            "request_id": request_id, "model_version": version,
-            "probability_bad": decision.probability_bad, "risk_class": decision.risk_class,
-            "risk_label": decision.risk_label, "decision": decision.decision,
-            "threshold": threshold, "reasons": reasons,
-        })
-        rows.append(decision_row(request_id, now, version, dict(record),
-                                 decision.probability_bad, decision.risk_class,
-                                 decision.decision, threshold, reasons))
+        payloads.append(
+            {
+                "request_id": request_id,
+                "model_version": version,
+                "probability_bad": decision.probability_bad,
+                "risk_class": decision.risk_class,
+                "risk_label": decision.risk_label,
+                "decision": decision.decision,
+                "threshold": threshold,
+                "reasons": reasons,
+            }
+        )
+        rows.append(
+            decision_row(
+                request_id,
+                now,
+                version,
+                dict(record),
+                decision.probability_bad,
+                decision.risk_class,
+                decision.decision,
+                threshold,
+                reasons,
+            )
+        )
     if state.decision_log is not None:
         try:
             await state.decision_log.write(rows)
         except Exception as error:
             # A decision that cannot be recorded is not given.
-            raise HTTPException(status_code=503,
-                                detail=f"decision log unavailable: {error}") from error
+            raise HTTPException(
+                status_code=503, detail=f"decision log unavailable: {error}"
+            ) from error
     for payload in payloads:
         state.metrics.decisions.labels(payload["decision"]).inc()
     return payloads
@@ -76,24 +103,41 @@ def build_router(batch_model: type[BaseModel], require_key: bool) -> APIRouter:
             then, so the spec matches what the service enforces).
     """
     responses = ERRORS if require_key else {k: v for k, v in ERRORS.items() if k != 401}
-    router = APIRouter(tags=["predict"], responses=responses,
-                       dependencies=[Depends(check_api_key)] if require_key else [])
+    router = APIRouter(
+        tags=["predict"],
+        responses=responses,
+        dependencies=[Depends(check_api_key)] if require_key else [],
+    )
 
     @router.post("/predict", response_model=Prediction, summary="Score one applicant")
-    async def predict(applicant: Applicant, state: State,  # type: ignore[valid-type]
-                      scorer: LoadedScorer) -> FastJSONResponse:
+    async def predict(
+        applicant: Applicant,
+        state: State,  # type: ignore[valid-type]
+        scorer: LoadedScorer,
+    ) -> FastJSONResponse:
         """Probability of bad, class, decision at the model's threshold, and the reasons."""
         (payload,) = await score_and_log(state, scorer, [applicant.model_dump()])  # type: ignore[attr-defined]
         return FastJSONResponse(payload, headers={"X-Request-ID": payload["request_id"]})
 
-    @router.post("/predict/batch", response_model=BatchPrediction,
-                 summary="Score several applicants in one call")
-    async def predict_batch(batch: batch_model, state: State,  # type: ignore[valid-type]
-                            scorer: LoadedScorer) -> FastJSONResponse:
+    @router.post(
+        "/predict/batch",
+        response_model=BatchPrediction,
+        summary="Score several applicants in one call",
+    )
+    async def predict_batch(
+        batch: batch_model,
+        state: State,  # type: ignore[valid-type]
+        scorer: LoadedScorer,
+    ) -> FastJSONResponse:
         """Up to ``max_batch`` applicants; every decision is logged before the answer."""
         records = [a.model_dump() for a in batch.applicants]  # type: ignore[attr-defined]
         payloads = await score_and_log(state, scorer, records)
-        return FastJSONResponse({"model_version": scorer.version, "threshold": scorer.threshold,
-                               "predictions": payloads})
+        return FastJSONResponse(
+            {
+                "model_version": scorer.version,
+                "threshold": scorer.threshold,
+                "predictions": payloads,
+            }
+        )
 
     return router
