@@ -217,9 +217,9 @@ class RowEncoder:
         for column, offset, positions in self._offsets:
             # Hash lookup in C; unknown levels get -1 and encode as all zeros, as
             # OneHotEncoder(handle_unknown="ignore") does.
-            index = _level_index(everything[column], list(positions))
-            known = index >= 0
-            out[rows[known], offset + index[known]] = 1.0
+            level = _level_index(everything[column], list(positions))
+            known = level >= 0
+            out[rows[known], offset + level[known]] = 1.0
         return out
 
     def encode_frame(self, applicants: pd.DataFrame) -> np.ndarray:

@@ -73,10 +73,8 @@ def batch_request_model(max_batch: int) -> type[BaseModel]:
         "BatchRequest",
         __config__=ConfigDict(extra="forbid"),
         applicants=(
-            list[Applicant],
-            Field(  # type: ignore[valid-type]
-                min_length=1, max_length=max_batch, description=f"1 to {max_batch} applicants."
-            ),
+            list[Applicant],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=max_batch, description=f"1 to {max_batch} applicants."),
         ),
     )
 

@@ -111,8 +111,8 @@ def build_router(batch_model: type[BaseModel], require_key: bool) -> APIRouter:
 
     @router.post("/predict", response_model=Prediction, summary="Score one applicant")
     async def predict(
-        applicant: Applicant,
-        state: State,  # type: ignore[valid-type]
+        applicant: Applicant,  # type: ignore[valid-type]
+        state: State,
         scorer: LoadedScorer,
     ) -> FastJSONResponse:
         """Probability of bad, class, decision at the model's threshold, and the reasons."""
@@ -125,8 +125,8 @@ def build_router(batch_model: type[BaseModel], require_key: bool) -> APIRouter:
         summary="Score several applicants in one call",
     )
     async def predict_batch(
-        batch: batch_model,
-        state: State,  # type: ignore[valid-type]
+        batch: batch_model,  # type: ignore[valid-type]
+        state: State,
         scorer: LoadedScorer,
     ) -> FastJSONResponse:
         """Up to ``max_batch`` applicants; every decision is logged before the answer."""
