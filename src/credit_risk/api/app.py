@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,10 +27,21 @@ from credit_risk.scoring import Scorer
 log = logging.getLogger(__name__)
 
 
+def _freeze_heap() -> None:
+    """Move the loaded model and libraries out of the garbage collector's sight.
+
+    Full collections otherwise walk millions of long-lived objects (model, MLflow, pandas)
+    while requests wait: that showed up as ~100 ms p99 spikes under load.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _load_model(state: ServiceState) -> None:
     try:
         state.scorer = await asyncio.to_thread(load_scorer, state.settings)
         log.info("serving model version %s", state.scorer.version)
+        _freeze_heap()
     except Exception as error:  # reported by /health; the service stays up to say so
         log.exception("model loading failed")
         state.load_error = f"model loading failed: {error}"
@@ -57,6 +69,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.decision_log = decision_log or DecisionLog(settings.decision_log_url)
         state.decision_log.start()
+        if state.scorer is not None:
+            _freeze_heap()
         loader = None if state.scorer is not None else asyncio.create_task(_load_model(state))
         try:
             yield
