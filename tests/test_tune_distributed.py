@@ -37,9 +37,12 @@ CLI = str(Path(sys.executable).with_name("credit-risk"))
 GRACE_SECONDS = 5
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def database() -> Iterator[str]:
-    """A throw-away database on the machine's PostgreSQL (dropped afterwards)."""
+    """A throw-away database on the machine's PostgreSQL (dropped afterwards).
+
+    Session-scoped so that xdist interleaving modules does not recreate it.
+    """
     psycopg2 = pytest.importorskip("psycopg2")
     name = f"credit_risk_tune_{uuid.uuid4().hex[:10]}"
     try:

@@ -69,7 +69,7 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def new_database() -> Iterator[Callable[[str], str]]:
     """Factory of throw-away PostgreSQL databases (``name -> database name``), dropped after."""
     psycopg2 = pytest.importorskip("psycopg2")

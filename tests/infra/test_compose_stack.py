@@ -36,6 +36,8 @@ from tests.infra.conftest import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.xdist_group("compose-stack")]
+# Fixtures are session-scoped: pytest-xdist may interleave these tests with other modules',
+# and a module-scoped server would then be stopped and started again each time.
 
 BIN = Path(sys.executable).parent
 
@@ -80,7 +82,7 @@ def _healthcheck(name: str, port_in_compose: int, port: int) -> list[str]:
     return [part.replace(f":{port_in_compose}/", f":{port}/") for part in test[1:]]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("home")
     env = {
@@ -93,7 +95,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def servers(
     new_database: Callable[[str], str],
     base_env: dict[str, str],
@@ -148,17 +150,17 @@ def servers(
         stop(prefect_process)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mlflow_server(servers: dict[str, str]) -> str:
     return servers["mlflow"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prefect_server(servers: dict[str, str]) -> str:
     return servers["prefect"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained_stack(
     mlflow_server: str,
     prefect_server: str,
