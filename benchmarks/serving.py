@@ -188,7 +188,12 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="MLflow store folder to reuse (or create)")
     parser.add_argument("--seconds", type=int, default=10, help="per measurement")
     parser.add_argument("--connections", default="1,16")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes, both servers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes of each server (1 = mlflow models serve's default)",
+    )
     args = parser.parse_args()
 
     store = args.store or Path(tempfile.mkdtemp(prefix="bench-serving-"))
