@@ -69,8 +69,6 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.decision_log = decision_log or DecisionLog(settings.decision_log_url)
         state.decision_log.start()
-        if state.scorer is not None:
-            _freeze_heap()
         loader = None if state.scorer is not None else asyncio.create_task(_load_model(state))
         try:
             yield
