@@ -36,8 +36,8 @@ from tests.infra.conftest import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.xdist_group("compose-stack")]
-# Fixtures are session-scoped: pytest-xdist may interleave these tests with other modules',
-# and a module-scoped server would then be stopped and started again each time.
+# One test drives the whole stack: with pytest 9, pytest-xdist's `--dist loadgroup` no longer
+# keeps a group on one worker, and split tests would start the servers once per worker.
 
 BIN = Path(sys.executable).parent
 
@@ -195,7 +195,7 @@ def trained_stack(
     return {"work": work, "env": env, "output": result.stdout}
 
 
-def test_trainer_registers_over_http_and_champion_loads_by_alias(
+def _check_trainer_registers_over_http_and_champion_loads_by_alias(
     trained_stack: dict[str, Any], mlflow_server: str
 ) -> None:
     client = MlflowClient(mlflow_server)
@@ -215,13 +215,13 @@ def test_trainer_registers_over_http_and_champion_loads_by_alias(
     assert (trained_stack["work"] / "models" / "champion" / "metadata.json").exists()
 
 
-def test_mlflow_server_accepts_the_compose_host_name(mlflow_server: str) -> None:
+def _check_mlflow_server_accepts_the_compose_host_name(mlflow_server: str) -> None:
     # Clients in the compose network send Host: mlflow:5000 (MLflow 3 rejects unknown hosts).
     answer = requests.get(f"{mlflow_server}/health", headers={"Host": "mlflow:5000"}, timeout=5)
     assert answer.status_code == 200
 
 
-def test_flow_run_is_recorded_by_the_prefect_server(
+def _check_flow_run_is_recorded_by_the_prefect_server(
     trained_stack: dict[str, Any], prefect_server: str
 ) -> None:
     answer = requests.post(f"{prefect_server}/flow_runs/filter", json={}, timeout=10)
@@ -230,7 +230,7 @@ def test_flow_run_is_recorded_by_the_prefect_server(
     assert [run["state_type"] for run in runs] == ["COMPLETED"]
 
 
-def test_api_command_serves_the_champion_and_passes_its_healthcheck(
+def _check_api_command_serves_the_champion_and_passes_its_healthcheck(
     trained_stack: dict[str, Any], base_env: dict[str, str]
 ) -> None:
     pytest.importorskip("credit_risk.api")
@@ -246,3 +246,13 @@ def test_api_command_serves_the_champion_and_passes_its_healthcheck(
         assert health.returncode == 0
     finally:
         stop(process)
+
+
+def test_compose_services_run_outside_a_container(
+    servers: dict[str, str], trained_stack: dict[str, Any], base_env: dict[str, str]
+) -> None:
+    """mlflow + prefect (on PostgreSQL) -> trainer -> api, each as docker-compose.yml runs it."""
+    _check_mlflow_server_accepts_the_compose_host_name(servers["mlflow"])
+    _check_trainer_registers_over_http_and_champion_loads_by_alias(trained_stack, servers["mlflow"])
+    _check_flow_run_is_recorded_by_the_prefect_server(trained_stack, servers["prefect"])
+    _check_api_command_serves_the_champion_and_passes_its_healthcheck(trained_stack, base_env)
