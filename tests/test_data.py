@@ -32,7 +32,7 @@ def test_read_shipped_data_checks_sha256_and_maps_bad_to_positive() -> None:
 
 def test_checksum_mismatch_is_reported_clearly(tmp_path: Path) -> None:
     path = write(tmp_path, LINES[:-1])
-    with pytest.raises(DataValidationError, match="sha256 .* does not match"):
+    with pytest.raises(DataValidationError, match=r"sha256 .* does not match"):
         verify_checksum(path, GERMAN_DATA_SHA256)
 
 
@@ -80,7 +80,7 @@ def test_missing_csv_column_is_named(tmp_path: Path) -> None:
     frame = read_applicants(DATA).features.head(3).drop(columns=["housing"])
     path = tmp_path / "short.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(DataValidationError, match="missing column.*housing"):
+    with pytest.raises(DataValidationError, match=r"missing column.*housing"):
         read_applicants(path)
 
 
@@ -108,7 +108,21 @@ def test_chunks_report_the_right_line(tmp_path: Path) -> None:
 
 def test_split_is_stratified_and_seeded() -> None:
     dataset = read_applicants(DATA)
-    x_train, x_test, y_train, y_test = split_dataset(dataset, 0.2, seed=7)
+    _, x_test, y_train, y_test = split_dataset(dataset, 0.2, seed=7)
     assert len(x_test) == 200 and y_test.sum() == 60 and y_train.sum() == 240
     again = split_dataset(dataset, 0.2, seed=7)
     assert again[1].equals(x_test)
+
+
+def test_row_with_a_missing_value_mid_file_is_reported(tmp_path: Path) -> None:
+    lines = list(LINES[:10])
+    lines[6] = " ".join(lines[6].split()[:-2] + lines[6].split()[-1:])
+    path = write(tmp_path, lines)
+    with pytest.raises(DataValidationError, match=r"cannot be parsed.*Expected 21 columns, got 20"):
+        read_applicants(path)
+
+
+def test_tab_separated_uci_file_is_read_too(tmp_path: Path) -> None:
+    path = write(tmp_path, ["\t".join(line.split()) for line in LINES[:20]])
+    expected = read_applicants(DATA).features.head(20)
+    assert read_applicants(path).features.equals(expected)

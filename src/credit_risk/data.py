@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import csv as pa_csv
 from sklearn.model_selection import train_test_split
 
 from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, TARGET, Kind
@@ -58,7 +61,7 @@ def verify_checksum(path: Path, expected: str) -> None:
 
 
 def detect_format(path: Path) -> str:
-    """Return ``"csv"`` for a file whose first line is a header with schema names, else ``"uci"``."""
+    """``"csv"`` when the first line is a header with the schema's names, else ``"uci"``."""
     with path.open(encoding="utf-8") as handle:
         first = handle.readline()
     return "csv" if FEATURE_NAMES[0] in first and "," in first else "uci"
@@ -69,6 +72,23 @@ def _fail(path: Path, line: int, column: str, value: object, allowed: str) -> Da
         f"{path}, line {line}, column '{column}': value {value!r} is not allowed; "
         f"expected {allowed}"
     )
+
+
+def _as_float(values: pd.Series) -> np.ndarray:
+    """Numbers of a text column; NaN where a value is not a number.
+
+    Whole numbers, the common case, go through Arrow's cast (about 40x faster than
+    ``pd.to_numeric`` on a million rows); anything else takes the slow, forgiving path.
+    """
+    if not pd.api.types.is_numeric_dtype(values):
+        try:
+            integers = pc.cast(pa.array(values.array), pa.int64())
+            if integers.null_count == 0:
+                return integers.to_numpy().astype("float64")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            pass
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.to_numpy(dtype="float64", na_value=np.nan)
 
 
 def validate_frame(raw: pd.DataFrame, path: Path, first_line: int) -> Dataset:
@@ -96,16 +116,18 @@ def validate_frame(raw: pd.DataFrame, path: Path, first_line: int) -> Dataset:
     for attribute in ATTRIBUTES:
         values = raw[attribute.name]
         if attribute.kind is Kind.CATEGORICAL:
-            text = values.astype("str").str.strip()
+            text = values.astype("str")
             bad = ~text.isin(list(attribute.codes))
+            if bad.any():  # only then pay for stripping stray blanks
+                text = text.str.strip()
+                bad = ~text.isin(list(attribute.codes))
             if bad.any():
                 at = int(np.flatnonzero(bad.to_numpy())[0])
                 raise _fail(path, int(lines[at]), attribute.name, values.iloc[at],
                             attribute.allowed())
             columns[attribute.name] = text.astype("str")
         else:
-            numbers = pd.to_numeric(values, errors="coerce")
-            as_float = numbers.to_numpy(dtype="float64", na_value=np.nan)
+            as_float = _as_float(values)
             bad = (
                 np.isnan(as_float)
                 | (as_float != np.round(as_float))
@@ -120,8 +142,7 @@ def validate_frame(raw: pd.DataFrame, path: Path, first_line: int) -> Dataset:
     features = pd.DataFrame(columns, index=raw.index).reset_index(drop=True)
     target = None
     if TARGET in raw.columns:
-        labels = pd.to_numeric(raw[TARGET], errors="coerce").to_numpy(dtype="float64",
-                                                                      na_value=np.nan)
+        labels = _as_float(raw[TARGET])
         bad = ~np.isin(labels, list(CLASS_LABELS))
         if bad.any():
             at = int(np.flatnonzero(bad)[0])
@@ -161,10 +182,14 @@ def iter_applicants(path: Path, chunk_rows: int = 100_000) -> Iterator[Dataset]:
         first_line = 2  # line 1 is the header
     else:
         with path.open(encoding="utf-8") as handle:
-            n_columns = len(handle.readline().split())
-        reader = pd.read_csv(path, sep=r"\s+", header=None, dtype="str",
-                             names=_uci_names(n_columns, path), chunksize=chunk_rows,
-                             engine="c")
+            first = handle.readline().rstrip("\n")
+        names = _uci_names(len(first.split()), path)
+        if first.split(" ") == first.split():
+            # Single spaces, as german.data is written: Arrow's reader is ~3x faster.
+            yield from _iter_uci_arrow(path, names, chunk_rows)
+            return
+        reader = pd.read_csv(path, sep=r"\s+", header=None, dtype="str", names=names,
+                             chunksize=chunk_rows, engine="c")
         first_line = 1
     try:
         for chunk in reader:
@@ -172,6 +197,28 @@ def iter_applicants(path: Path, chunk_rows: int = 100_000) -> Iterator[Dataset]:
             first_line += len(chunk)
     except pd.errors.ParserError as error:
         raise DataValidationError(f"{path}: cannot be parsed: {error}") from error
+
+
+def _iter_uci_arrow(path: Path, names: list[str], chunk_rows: int) -> Iterator[Dataset]:
+    """Stream a single-space-separated UCI file with Arrow's CSV reader."""
+    first_line = 1
+    try:
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=names,
+                                            block_size=max(chunk_rows * 80, 1 << 12)),
+            parse_options=pa_csv.ParseOptions(delimiter=" "),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string())),
+        )
+        for batch in reader:
+            yield validate_frame(batch.to_pandas(), path, first_line)
+            first_line += batch.num_rows
+    except pa.ArrowInvalid as error:
+        raise DataValidationError(
+            f"{path}: cannot be parsed after line {first_line - 1}: {error}; the UCI format "
+            "has 20 attributes (optionally followed by the class 1/2) per line"
+        ) from error
 
 
 def read_applicants(path: Path, expected_sha256: str | None = None) -> Dataset:

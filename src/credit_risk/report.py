@@ -28,6 +28,7 @@ from credit_risk.tune import SEED_THRESHOLD, costs_of, cross_validate, tune
 RECIPES: dict[str, str] = {
     "seed": "seed recipe: BalancedRandomForest, defaults, threshold 0.5",
     "logistic": "logistic regression, cost-optimal threshold (inner CV)",
+    "defaults": "BalancedRandomForest defaults, calibrated, cost-optimal threshold (inner CV)",
     "tuned": "this project: Optuna-tuned BalancedRandomForest, chosen threshold (nested)",
 }
 REPORTED = ("roc_auc", "cost", "recall_bad", "accuracy")
@@ -59,12 +60,12 @@ def fit_recipe(recipe: str, x: pd.DataFrame, y: pd.Series, settings: Settings,
         oof = _inner_oof(make, x, y_array, settings.cv_folds, settings.seed)
         threshold = cost_optimal_threshold(y_array, oof, costs)[0]
         return make().fit(x, y_array), threshold
-    if recipe == "tuned":
+    if recipe in ("defaults", "tuned"):
         inner = settings.model_copy(update={"trials": inner_trials, "n_jobs": 1,
                                             "storage": None, "study_name": None})
+        best = tune(x, y, inner).best_params if recipe == "tuned" else {}
         params = {CALIBRATION_KEY: settings.calibration,
-                  CALIBRATION_FOLDS_KEY: settings.calibration_folds,
-                  **tune(x, y, inner).best_params}
+                  CALIBRATION_FOLDS_KEY: settings.calibration_folds, **best}
         threshold = cross_validate(params, x, y, inner).threshold
         model = build_pipeline(params, settings.seed, drop, n_jobs=1)
         return model.fit(x, y_array), threshold
