@@ -92,6 +92,7 @@ def _running(storage: str, study: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_killed_worker_trial_is_retried_and_study_completes(database: str, tmp_path: Path) -> None:
     study_name = f"kill-{uuid.uuid4().hex[:8]}"
     trials = 4
