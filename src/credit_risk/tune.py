@@ -22,7 +22,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from credit_risk.config import Objective, ProtectedPolicy, Settings
 from credit_risk.evaluate import CostMatrix, classification_metrics, cost_optimal_threshold
-from credit_risk.model import CALIBRATION_KEY, build_pipeline, suggest_params
+from credit_risk.model import CALIBRATION_KEY, DEFAULT_TRIAL, build_pipeline, suggest_params
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,8 @@ def tune(x: pd.DataFrame, y: pd.Series, settings: Settings,
         log.info("study %s already has %d finished trials", study.study_name,
                  finished_trials(study))
         return study
+    if not study.trials:
+        study.enqueue_trial(DEFAULT_TRIAL)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     study.optimize(
         objective,
