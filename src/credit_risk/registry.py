@@ -7,6 +7,7 @@ version, metrics...). Serving loads it without any MLflow server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -48,10 +49,8 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
         location = None
         if _is_local_store(settings.tracking_uri):
             location = Path(settings.artifact_location).resolve().as_uri()
-        try:
+        with contextlib.suppress(MlflowException):  # created concurrently by another process
             client.create_experiment(settings.experiment_name, artifact_location=location)
-        except MlflowException:  # created concurrently by another process
-            pass
     mlflow.set_experiment(settings.experiment_name)
     return client
 

@@ -13,7 +13,7 @@ import logging
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -65,7 +65,7 @@ def objective_value(objective: Objective, y: np.ndarray, probability: np.ndarray
             Objective.AUC: metrics["roc_auc"]}[objective]
 
 
-def direction(objective: Objective) -> str:
+def direction(objective: Objective) -> Literal["minimize", "maximize"]:
     return "minimize" if objective is Objective.COST else "maximize"
 
 
