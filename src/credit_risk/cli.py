@@ -189,6 +189,23 @@ def flow_run(
     typer.echo(json.dumps(result, indent=2, default=str))
 
 
+@flow_app.command("monitor")
+def flow_monitor(
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Window of the decision log: 7d, 24h or an ISO date.")] = "7d",
+) -> None:
+    """Check drift on the decision log and retrain (tune, gate, export) only if drift is found."""
+    import json
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from credit_risk.flows import monitor_flow
+
+    _logging(True)
+    result = monitor_flow(get_settings(), since=since)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
 @flow_app.command("serve")
 def flow_serve(
     cron: Annotated[str, typer.Option("--cron", help="Schedule (cron, UTC).")] = "0 3 * * 1",

@@ -173,8 +173,11 @@ def register(settings: Settings, fitted: FitSummary) -> str:
 def gate(settings: Settings, fitted: FitSummary, version: str) -> dict[str, Any]:
     """Challenger vs champion on the same test split; the alias moves only if it is better."""
     split = training.split_training_data(settings)
+    limits_failed = fitted.metadata.get("responsible", {}).get("fairness", {}).get(
+        "limits_failed"
+    )
     decision, champion = training.gate_version(
-        settings, fitted.run_id, version, split, fitted.test_metrics
+        settings, fitted.run_id, version, split, fitted.test_metrics, limits_failed
     )
     get_run_logger().info("gate: %s", decision.reason)
     return {"promote": decision.promote, "reason": decision.reason, "champion_version": champion}
@@ -231,6 +234,30 @@ def training_flow(
         **decision,
         "exported_to": exported,
     }
+
+
+@task(name="drift-monitor", **_TASK_OPTIONS)
+def check_drift(settings: Settings, since: str | None) -> dict[str, Any]:
+    """Compare the decision log's recent inputs and scores with the training data."""
+    from credit_risk.monitor import monitor, parse_since
+
+    result = monitor(settings, since=parse_since(since))
+    get_run_logger().info(result.summary())
+    return {"drift": result.drift, "reasons": result.reasons, "report": str(result.report_path)}
+
+
+@flow(name="monitor-and-retrain", log_prints=True, persist_result=False)
+def monitor_flow(settings: Settings | None = None, since: str | None = "7d") -> dict[str, Any]:
+    """Check drift on the decision log; retrain (tune, gate, export) only when it is found.
+
+    Returns:
+        The drift verdict, and under ``retrained`` the training flow's result when it ran.
+    """
+    settings = settings or get_settings()
+    drift = check_drift(settings, since)
+    if drift["drift"]:
+        return {**drift, "retrained": training_flow(settings)}
+    return {**drift, "retrained": None}
 
 
 def weekly_deployment(cron: str = WEEKLY_CRON, name: str = DEPLOYMENT_NAME) -> Any:
