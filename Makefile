@@ -37,7 +37,7 @@ run: install
 
 ## test: install the dev tools and run the whole suite
 test: install-dev
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 train: install
 	$(BIN)/credit-risk train $(ARGS)
