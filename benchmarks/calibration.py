@@ -35,15 +35,18 @@ def main() -> None:
         folds: dict[str, list[float]] = {"brier": [], "cost": [], "roc_auc": []}
         for repeat in range(args.repeats):
             settings = get_settings(cv_folds=args.folds, seed=base.seed + repeat)
-            cv = cross_validate({**PARAMS, CALIBRATION_KEY: method}, dataset.features,
-                                dataset.target, settings)
+            cv = cross_validate(
+                {**PARAMS, CALIBRATION_KEY: method}, dataset.features, dataset.target, settings
+            )
             for fold in cv.per_fold:
                 for name in folds:
                     folds[name].append(fold[name])
         cells = [f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}" for v in folds.values()]
         print(f"{method:<12} " + " ".join(f"{c:>15}" for c in cells))
-    print(f"{args.repeats} x {args.folds}-fold CV on all 1000 rows, params {PARAMS}; "
-          f"elapsed {time.perf_counter() - started:.0f} s")
+    print(
+        f"{args.repeats} x {args.folds}-fold CV on all 1000 rows, params {PARAMS}; "
+        f"elapsed {time.perf_counter() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -23,11 +23,14 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     settings = get_settings(seed=args.seed)
-    rows = repeated_cv_report(settings, args.recipes.split(","), args.repeats, args.folds,
-                              args.trials)
+    rows = repeated_cv_report(
+        settings, args.recipes.split(","), args.repeats, args.folds, args.trials
+    )
     print(format_table(rows, args.repeats, args.folds))
-    print("\nReference: seed README (one test split) recall of bad 0.712, accuracy 0.765; "
-          "Statlog best expected cost 0.535 (10-fold CV).")
+    print(
+        "\nReference: seed README (one test split) recall of bad 0.712, accuracy 0.765; "
+        "Statlog best expected cost 0.535 (10-fold CV)."
+    )
     print(f"elapsed {time.perf_counter() - started:.0f} s, inner trials {args.trials}")
 
 

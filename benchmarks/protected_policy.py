@@ -45,56 +45,87 @@ def run(repeats: int) -> str:
         tests: list[pd.DataFrame] = []
         for repeat in range(repeats):
             settings = get_settings(seed=base.seed + repeat, protected_policy=policy)
-            params = {**PARAMS, "calibration": settings.calibration,
-                      "calibration_folds": settings.calibration_folds}
-            x_train, x_test, y_train, y_test = split_dataset(dataset, settings.test_size,
-                                                             settings.seed)
+            params = {
+                **PARAMS,
+                "calibration": settings.calibration,
+                "calibration_folds": settings.calibration_folds,
+            }
+            x_train, x_test, y_train, y_test = split_dataset(
+                dataset, settings.test_size, settings.seed
+            )
             threshold = cross_validate(params, x_train, y_train, settings).threshold
-            pipeline = build_pipeline(params, settings.seed,
-                                      policy is ProtectedPolicy.EXCLUDE, settings.n_jobs)
+            pipeline = build_pipeline(
+                params, settings.seed, policy is ProtectedPolicy.EXCLUDE, settings.n_jobs
+            )
             pipeline.fit(x_train, y_train.to_numpy())
             probability = pipeline.predict_proba(x_test)[:, 1]
-            metrics = classification_metrics(y_test.to_numpy(), probability, threshold,
-                                             costs_of(settings))
+            metrics = classification_metrics(
+                y_test.to_numpy(), probability, threshold, costs_of(settings)
+            )
             for name in METRICS:
                 headline[policy.value][name].append(metrics[name])
             audit = audit_predictions("test", x_test, y_test.to_numpy(), probability, threshold)
             for name, value in audit.metrics.items():
                 fairness[policy.value].setdefault(name, []).append(
-                    np.nan if value is None else value)
+                    np.nan if value is None else value
+                )
             rejected = probability >= threshold
             tests.append(x_test.assign(bad=y_test.to_numpy(), rejected=rejected))
         pooled_frame = pd.concat(tests, ignore_index=True)
         # Each test prediction keeps its own split's decision: the 0/1 "rejected" indicator is
         # audited at threshold 0.5.
-        table = audit_predictions(policy.value, pooled_frame, pooled_frame["bad"].to_numpy(),
-                                  pooled_frame["rejected"].to_numpy(dtype=float), 0.5).table
+        table = audit_predictions(
+            policy.value,
+            pooled_frame,
+            pooled_frame["bad"].to_numpy(),
+            pooled_frame["rejected"].to_numpy(dtype=float),
+            0.5,
+        ).table
         pooled.append(table)
 
-    lines = [f"### Headline metrics (test split, mean ± std over {repeats} seeded splits)", "",
-             "| policy | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+    lines = [
+        f"### Headline metrics (test split, mean ± std over {repeats} seeded splits)",
+        "",
+        "| policy | " + " | ".join(METRICS) + " |",
+        "|---|" + "---:|" * len(METRICS),
+    ]
     for policy, values in headline.items():
         lines.append(f"| {policy} | " + " | ".join(_cell(values[m]) for m in METRICS) + " |")
-    lines += ["", "### Fairness (test split, mean ± std over the splits)", "",
-              "| policy | attribute | disparate impact | equalized-odds difference |",
-              "|---|---|---:|---:|"]
+    lines += [
+        "",
+        "### Fairness (test split, mean ± std over the splits)",
+        "",
+        "| policy | attribute | disparate impact | equalized-odds difference |",
+        "|---|---|---:|---:|",
+    ]
     for policy, values in fairness.items():
         for attribute in AUDITED:
             ratio = values[f"test_{attribute}_disparate_impact"]
             gap = values[f"test_{attribute}_equalized_odds_difference"]
             lines.append(f"| {policy} | {attribute} | {_cell(ratio)} | {_cell(gap)} |")
-    lines += ["", f"### By group (the {repeats} test splits pooled; splits overlap, so n counts "
-              "test predictions, not distinct applicants)", "",
-              "| policy | attribute | group | n | approval rate | recall of bad | FPR |",
-              "|---|---|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        f"### By group (the {repeats} test splits pooled; splits overlap, so n counts "
+        "test predictions, not distinct applicants)",
+        "",
+        "| policy | attribute | group | n | approval rate | recall of bad | FPR |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
     for table in pooled:
         for row in table.itertuples(index=False):
-            lines.append(f"| {row.split} | {row.attribute} | {row.group} | {row.count} | "
-                         f"{row.selection_rate:.3f} | {row.recall_bad:.3f} | "
-                         f"{row.false_positive_rate:.3f} |")
-    lines += ["", SEX_CAVEAT, "", f"Forest parameters {PARAMS}, calibration "
-              f"{base.calibration} ({base.calibration_folds} folds), cost-optimal threshold on "
-              f"{base.cv_folds}-fold out-of-fold predictions of each training split."]
+            lines.append(
+                f"| {row.split} | {row.attribute} | {row.group} | {row.count} | "
+                f"{row.selection_rate:.3f} | {row.recall_bad:.3f} | "
+                f"{row.false_positive_rate:.3f} |"
+            )
+    lines += [
+        "",
+        SEX_CAVEAT,
+        "",
+        f"Forest parameters {PARAMS}, calibration "
+        f"{base.calibration} ({base.calibration_folds} folds), cost-optimal threshold on "
+        f"{base.cv_folds}-fold out-of-fold predictions of each training split.",
+    ]
     return "\n".join(lines)
 
 

@@ -13,8 +13,12 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "raw" / "german.data"
 
 # Small, fixed hyperparameters so fixtures train in seconds (no search).
-FAST_PARAMS: dict[str, Any] = {"n_estimators": 60, "max_depth": 8, "min_samples_leaf": 3,
-                               "max_features": 0.4}
+FAST_PARAMS: dict[str, Any] = {
+    "n_estimators": 60,
+    "max_depth": 8,
+    "min_samples_leaf": 3,
+    "max_features": 0.4,
+}
 
 
 def make_settings(folder: Path, **overrides: Any) -> Settings:

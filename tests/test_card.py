@@ -12,9 +12,17 @@ from credit_risk.config import Settings
 from credit_risk.fairness import SEX_CAVEAT
 from credit_risk.registry import read_metadata
 
-SECTIONS = ("Intended use and users", "Data and its caveats", "Metrics",
-            "Threshold and cost matrix", "Calibration", "Fairness", "Global explanations",
-            "Limitations", "How to reproduce")
+SECTIONS = (
+    "Intended use and users",
+    "Data and its caveats",
+    "Metrics",
+    "Threshold and cost matrix",
+    "Calibration",
+    "Fairness",
+    "Global explanations",
+    "Limitations",
+    "How to reproduce",
+)
 
 
 def test_card_renders_every_section_from_the_exported_folder(model_dir: Path) -> None:
@@ -64,8 +72,9 @@ def test_card_is_served_at_model_card(model_dir: Path, tmp_path: Path) -> None:
     from credit_risk.scoring import Scorer
     from tests.conftest import make_settings
 
-    settings = make_settings(tmp_path, model_dir=model_dir,
-                             decision_log_url=f"sqlite:///{tmp_path / 'decisions.db'}")
+    settings = make_settings(
+        tmp_path, model_dir=model_dir, decision_log_url=f"sqlite:///{tmp_path / 'decisions.db'}"
+    )
     with TestClient(create_app(settings, scorer=Scorer.from_folder(model_dir))) as client:
         page = client.get("/model/card")
         assert page.status_code == 200
@@ -82,7 +91,6 @@ def test_card_command_writes_html(model_dir: Path, tmp_path: Path) -> None:
     from credit_risk.cli import app
 
     target = tmp_path / "card.html"
-    outcome = CliRunner().invoke(app, ["card", "--model", str(model_dir), "--output",
-                                       str(target)])
+    outcome = CliRunner().invoke(app, ["card", "--model", str(model_dir), "--output", str(target)])
     assert outcome.exit_code == 0, outcome.output
     assert target.read_text() == render_card_html(model_dir)

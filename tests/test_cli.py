@@ -24,9 +24,21 @@ def test_predict_uci_and_csv_match_the_model(model_dir: Path, tmp_path: Path) ->
     outputs = {}
     for name, source in (("uci", DATA), ("csv", csv_in)):
         out = tmp_path / f"{name}.out.csv"
-        result = runner.invoke(app, ["predict", "--model", str(model_dir), "--input", str(source),
-                                     "--output", str(out), "--chunk-rows", "300",
-                                     "--no-progress"])
+        result = runner.invoke(
+            app,
+            [
+                "predict",
+                "--model",
+                str(model_dir),
+                "--input",
+                str(source),
+                "--output",
+                str(out),
+                "--chunk-rows",
+                "300",
+                "--no-progress",
+            ],
+        )
         assert result.exit_code == 0, result.output
         outputs[name] = pd.read_csv(out)
 
@@ -45,7 +57,18 @@ def test_predict_bad_file_exits_with_a_clear_error(model_dir: Path, tmp_path: Pa
     fields[3] = "A499"
     bad.write_text(" ".join(fields) + "\n")
     out = tmp_path / "out.csv"
-    result = runner.invoke(app, ["predict", "--model", str(model_dir), "--input", str(bad),
-                                 "--output", str(out), "--no-progress"])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(model_dir),
+            "--input",
+            str(bad),
+            "--output",
+            str(out),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 2
     assert "column 'purpose'" in result.output and "A499" in result.output

@@ -60,5 +60,9 @@ def test_metrics_and_confusion_agree() -> None:
     assert metrics["precision_bad"] == pytest.approx(0.5)
     assert metrics["accuracy"] == pytest.approx(3 / 5)
     assert metrics["cost"] == pytest.approx(6 / 5)
-    assert confusion(y, p, 0.5) == {"good_accepted": 2, "good_rejected": 1, "bad_accepted": 1,
-                                    "bad_rejected": 1}
+    assert confusion(y, p, 0.5) == {
+        "good_accepted": 2,
+        "good_rejected": 1,
+        "bad_accepted": 1,
+        "bad_rejected": 1,
+    }

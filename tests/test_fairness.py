@@ -13,11 +13,13 @@ from credit_risk.fairness import SEX_CAVEAT, audit_predictions, combine
 
 def _applicants() -> pd.DataFrame:
     # Four women (A92) then four men (A93); the first of each is under 25; all foreign workers.
-    return pd.DataFrame({
-        "personal_status_sex": ["A92"] * 4 + ["A93"] * 4,
-        "age_years": [22, 30, 40, 50, 23, 31, 41, 51],
-        "foreign_worker": ["A201"] * 8,
-    })
+    return pd.DataFrame(
+        {
+            "personal_status_sex": ["A92"] * 4 + ["A93"] * 4,
+            "age_years": [22, 30, 40, 50, 23, 31, 41, 51],
+            "foreign_worker": ["A201"] * 8,
+        }
+    )
 
 
 Y = np.array([1, 1, 0, 0, 1, 1, 0, 0])
@@ -56,8 +58,10 @@ def test_gate_limits_report_each_breach() -> None:
 
 
 def test_markdown_states_the_attribute_9_caveat() -> None:
-    audit = combine(audit_predictions("test", _applicants(), Y, PROBABILITY, 0.5),
-                    audit_predictions("cv", _applicants(), Y, PROBABILITY, 0.5))
+    audit = combine(
+        audit_predictions("test", _applicants(), Y, PROBABILITY, 0.5),
+        audit_predictions("cv", _applicants(), Y, PROBABILITY, 0.5),
+    )
     text = audit.markdown()
     assert SEX_CAVEAT in text
     assert "| cv | sex |" in text and "| test | sex |" in text

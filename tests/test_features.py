@@ -40,8 +40,17 @@ def test_age_band_edges() -> None:
     full = read_applicants(DATA).features.head(len(frame)).copy()
     full["age_years"] = frame["age_years"].to_numpy()
     bands = add_derived_features(full)["age_band"].tolist()
-    assert bands == ["under_25", "under_25", "25_34", "25_34", "35_49", "35_49", "50_64",
-                     "50_64", "65_plus"]
+    assert bands == [
+        "under_25",
+        "under_25",
+        "25_34",
+        "25_34",
+        "35_49",
+        "35_49",
+        "50_64",
+        "50_64",
+        "65_plus",
+    ]
 
 
 def test_drop_protected_removes_them_and_what_is_derived(applicants: pd.DataFrame) -> None:

@@ -34,7 +34,8 @@ def shifted(sample: pd.DataFrame) -> pd.DataFrame:
     """Longer, larger credits from applicants overdrawn on their checking account."""
     out = sample.copy()
     out["duration_months"] = np.minimum(out["duration_months"] * 2, 120).astype(
-        out["duration_months"].dtype)
+        out["duration_months"].dtype
+    )
     out["credit_amount"] = (out["credit_amount"] * 1.8).astype(out["credit_amount"].dtype)
     out["checking_account_status"] = "A11"
     return out.astype(sample.dtypes.to_dict())
@@ -79,27 +80,41 @@ def test_parse_since_reads_durations_and_dates() -> None:
     assert parse_since(None) is None
 
 
-def _log_decisions(url: str, frame: pd.DataFrame, probability: np.ndarray,
-                   created_at: datetime) -> None:
+def _log_decisions(
+    url: str, frame: pd.DataFrame, probability: np.ndarray, created_at: datetime
+) -> None:
     import sqlalchemy as sa
 
     from credit_risk.decisions import create_table, decision_row, decisions_table, make_engine
 
     engine = make_engine(url)
     create_table(engine)
-    rows = [decision_row(f"{created_at.timestamp()}-{i}", created_at, "1",
-                         {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()},
-                         float(p), 2 if p >= 0.3 else 1, "reject" if p >= 0.3 else "approve",
-                         0.3, [])
-            for i, (record, p) in enumerate(zip(frame.to_dict(orient="records"), probability,
-                                               strict=True))]
+    rows = [
+        decision_row(
+            f"{created_at.timestamp()}-{i}",
+            created_at,
+            "1",
+            {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()},
+            float(p),
+            2 if p >= 0.3 else 1,
+            "reject" if p >= 0.3 else "approve",
+            0.3,
+            [],
+        )
+        for i, (record, p) in enumerate(
+            zip(frame.to_dict(orient="records"), probability, strict=True)
+        )
+    ]
     with engine.begin() as connection:
         connection.execute(sa.insert(decisions_table), rows)
     engine.dispose()
 
 
 def test_monitor_command_reads_the_log_and_exits_on_drift(
-    trained: tuple[Settings, Any], model_dir: Path, applicants: pd.DataFrame, tmp_path: Path,
+    trained: tuple[Settings, Any],
+    model_dir: Path,
+    applicants: pd.DataFrame,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from credit_risk.cli import app
@@ -114,15 +129,19 @@ def test_monitor_command_reads_the_log_and_exits_on_drift(
     drifted = shifted(applicants.sample(300, random_state=4))
     _log_decisions(url, calm, pipeline.predict_proba(calm)[:, 1], old)
     _log_decisions(url, drifted, pipeline.predict_proba(drifted)[:, 1], recent)
-    for key, value in {"CREDIT_RISK_DATA_PATH": str(DATA),
-                       "CREDIT_RISK_DECISION_LOG_URL": url}.items():
+    for key, value in {
+        "CREDIT_RISK_DATA_PATH": str(DATA),
+        "CREDIT_RISK_DECISION_LOG_URL": url,
+    }.items():
         monkeypatch.setenv(key, value)
     runner = CliRunner()
     common = ["monitor", "--model", str(model_dir)]
 
     calm_report = tmp_path / "calm.html"
-    outcome = runner.invoke(app, [*common, "--until", (old + timedelta(days=1)).isoformat(),
-                                  "--report", str(calm_report)])
+    outcome = runner.invoke(
+        app,
+        [*common, "--until", (old + timedelta(days=1)).isoformat(), "--report", str(calm_report)],
+    )
     assert outcome.exit_code == 0, outcome.output
     assert "no drift" in outcome.output
 
@@ -135,7 +154,10 @@ def test_monitor_command_reads_the_log_and_exits_on_drift(
 
 
 def test_monitor_function_returns_a_flag_a_flow_can_use(
-    trained: tuple[Settings, Any], model_dir: Path, applicants: pd.DataFrame, tmp_path: Path,
+    trained: tuple[Settings, Any],
+    model_dir: Path,
+    applicants: pd.DataFrame,
+    tmp_path: Path,
 ) -> None:
     settings, _ = trained
     from credit_risk.registry import load_exported
@@ -143,8 +165,7 @@ def test_monitor_function_returns_a_flag_a_flow_can_use(
     pipeline, _ = load_exported(model_dir)
     current = shifted(applicants.sample(200, random_state=5))
     current[SCORE] = pipeline.predict_proba(current)[:, 1]
-    result = monitor(settings, model_dir=model_dir, report=tmp_path / "r.html",
-                     decisions=current)
+    result = monitor(settings, model_dir=model_dir, report=tmp_path / "r.html", decisions=current)
     assert result.drift and result.report_path == tmp_path / "r.html"
     score_row = result.table.set_index("attribute").loc[SCORE]
     assert score_row["psi"] > 0.1  # longer, larger, overdrawn applicants score riskier
@@ -155,7 +176,16 @@ def test_logged_labels_are_read_back_as_codes(applicants: pd.DataFrame) -> None:
 
     record = applicants.iloc[0].to_dict()
     record["foreign_worker"] = "no"  # the label of A202
-    frame = decisions_to_frame([{"input": record, "probability_bad": 0.2, "request_id": "r",
-                                 "created_at": None, "model_version": "1"}])
+    frame = decisions_to_frame(
+        [
+            {
+                "input": record,
+                "probability_bad": 0.2,
+                "request_id": "r",
+                "created_at": None,
+                "model_version": "1",
+            }
+        ]
+    )
     assert frame.loc[0, "foreign_worker"] == "A202"
     assert frame.loc[0, SCORE] == 0.2

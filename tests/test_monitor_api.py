@@ -19,8 +19,10 @@ def test_monitor_reads_decisions_logged_by_the_api(model_dir: Path, tmp_path: Pa
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
     settings = make_settings(tmp_path, model_dir=model_dir, decision_log_url=url)
     applicants = read_applicants(DATA).features.head(20)
-    records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-               for row in applicants.to_dict(orient="records")]
+    records = [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in applicants.to_dict(orient="records")
+    ]
     with TestClient(create_app(settings, scorer=Scorer.from_folder(model_dir))) as client:
         response = client.post("/predict/batch", json={"applicants": records})
         assert response.status_code == 200, response.text
@@ -29,5 +31,7 @@ def test_monitor_reads_decisions_logged_by_the_api(model_dir: Path, tmp_path: Pa
     assert len(logged) == 20
     pd.testing.assert_frame_equal(
         logged[list(applicants.columns)].reset_index(drop=True).astype(applicants.dtypes),
-        applicants.reset_index(drop=True), check_dtype=False)
+        applicants.reset_index(drop=True),
+        check_dtype=False,
+    )
     assert sorted(logged[SCORE].round(6)) == sorted(pd.Series(served).round(6))

@@ -37,6 +37,7 @@ def test_exclude_policy_drops_protected_inputs_from_the_fitted_artifact() -> Non
 def test_include_policy_uses_them() -> None:
     dataset = read_applicants(DATA)
     pipeline = build_pipeline(FAST_PARAMS, seed=3, n_jobs=1).fit(
-        dataset.features.iloc[:300], dataset.target.iloc[:300].to_numpy())
+        dataset.features.iloc[:300], dataset.target.iloc[:300].to_numpy()
+    )
     encoded = set(pipeline.named_steps["encode"].get_feature_names_out())
     assert {"age_years", "sex_female", "foreign_worker_A201"} <= encoded

@@ -21,8 +21,14 @@ def test_train_registers_a_champion_that_pyfunc_loads(tmp_path: Path) -> None:
     result = train(settings)
     assert result.gate.promote and result.gate.reason == "no champion yet"
     assert 0.0 < result.threshold < 1.0
-    assert set(result.test_metrics) >= {"cost", "recall_bad", "precision_bad", "accuracy",
-                                        "roc_auc", "brier"}
+    assert set(result.test_metrics) >= {
+        "cost",
+        "recall_bad",
+        "precision_bad",
+        "accuracy",
+        "roc_auc",
+        "brier",
+    }
 
     client = MlflowClient(settings.tracking_uri)
     champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
@@ -30,8 +36,13 @@ def test_train_registers_a_champion_that_pyfunc_loads(tmp_path: Path) -> None:
     run = client.get_run(result.run_id)
     assert {"cv_cost_mean", "cv_cost_std", "test_roc_auc", "threshold"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
-    assert {"plots/roc_curve.png", "plots/precision_recall.png", "plots/confusion_matrix.png",
-            "plots/calibration.png", "plots/feature_importance.png"} <= artifacts
+    assert {
+        "plots/roc_curve.png",
+        "plots/precision_recall.png",
+        "plots/confusion_matrix.png",
+        "plots/calibration.png",
+        "plots/feature_importance.png",
+    } <= artifacts
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{settings.registered_model_name}@champion")

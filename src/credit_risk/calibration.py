@@ -29,8 +29,7 @@ def is_calibrated(pipeline: Any) -> bool:
     return isinstance(pipeline.named_steps["classifier"], CalibratedClassifierCV)
 
 
-def brier_before_after(pipeline: Any, applicants: pd.DataFrame, y: np.ndarray
-                       ) -> dict[str, float]:
+def brier_before_after(pipeline: Any, applicants: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
     """Brier score of the raw forest and of the calibrated pipeline on the same rows.
 
     Returns:
@@ -42,8 +41,9 @@ def brier_before_after(pipeline: Any, applicants: pd.DataFrame, y: np.ndarray
     }
 
 
-def save_reliability_plot(pipeline: Any, applicants: pd.DataFrame, y: np.ndarray,
-                          path: Path, n_bins: int = 8) -> Path:
+def save_reliability_plot(
+    pipeline: Any, applicants: pd.DataFrame, y: np.ndarray, path: Path, n_bins: int = 8
+) -> Path:
     """Reliability diagram of the raw and calibrated probabilities, written as a PNG."""
     import matplotlib
 
@@ -54,12 +54,22 @@ def save_reliability_plot(pipeline: Any, applicants: pd.DataFrame, y: np.ndarray
     fig, ax = plt.subplots(figsize=(5.5, 5))
     scores = brier_before_after(pipeline, applicants, y)
     CalibrationDisplay.from_predictions(
-        y, raw_probability(pipeline, applicants), n_bins=n_bins, strategy="quantile", ax=ax,
-        name=f"forest, uncalibrated (Brier {scores['brier_uncalibrated']:.3f})")
+        y,
+        raw_probability(pipeline, applicants),
+        n_bins=n_bins,
+        strategy="quantile",
+        ax=ax,
+        name=f"forest, uncalibrated (Brier {scores['brier_uncalibrated']:.3f})",
+    )
     if is_calibrated(pipeline):
         CalibrationDisplay.from_predictions(
-            y, pipeline.predict_proba(applicants)[:, 1], n_bins=n_bins, strategy="quantile",
-            ax=ax, name=f"calibrated (Brier {scores['brier_calibrated']:.3f})")
+            y,
+            pipeline.predict_proba(applicants)[:, 1],
+            n_bins=n_bins,
+            strategy="quantile",
+            ax=ax,
+            name=f"calibrated (Brier {scores['brier_calibrated']:.3f})",
+        )
     ax.set_title("Reliability on the test split (bad = positive)")
     ax.legend(loc="upper left", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,16 +45,20 @@ def fairness_limits_failed(settings: Settings, audit: FairnessAudit) -> list[str
     The out-of-fold predictions cover the whole training split (800 rows by default), so
     group rates are less noisy than on the test split (e.g. 6 non-foreign workers in 200).
     """
-    return audit.limits_failed(settings.fairness_min_disparate_impact,
-                               settings.fairness_max_equalized_odds_difference, split="cv")
+    return audit.limits_failed(
+        settings.fairness_min_disparate_impact,
+        settings.fairness_max_equalized_odds_difference,
+        split="cv",
+    )
 
 
 def _png_base64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def shap_summary(pipeline: Any, applicants: pd.DataFrame, path: Path,
-                 rows: int = SHAP_ROWS) -> list[dict[str, float | str]]:
+def shap_summary(
+    pipeline: Any, applicants: pd.DataFrame, path: Path, rows: int = SHAP_ROWS
+) -> list[dict[str, float | str]]:
     """SHAP values of the forest on the encoded features: summary plot and mean |SHAP| ranking.
 
     The values explain the forest's score before calibration; calibration is monotone, so
@@ -87,10 +91,18 @@ def shap_summary(pipeline: Any, applicants: pd.DataFrame, path: Path,
     return [{"feature": names[i], "mean_abs_shap": float(ranking[i])} for i in order]
 
 
-def assess_run(settings: Settings, pipeline: Any, params: dict[str, Any],
-               x_train: pd.DataFrame, y_train: np.ndarray, cv_probability: np.ndarray,
-               x_test: pd.DataFrame, y_test: np.ndarray, test_probability: np.ndarray,
-               threshold: float) -> dict[str, Any]:
+def assess_run(
+    settings: Settings,
+    pipeline: Any,
+    params: dict[str, Any],
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    cv_probability: np.ndarray,
+    x_test: pd.DataFrame,
+    y_test: np.ndarray,
+    test_probability: np.ndarray,
+    threshold: float,
+) -> dict[str, Any]:
     """Fairness, calibration and explanations of a fitted run, as plain (JSON-able) data.
 
     Args:
@@ -102,24 +114,33 @@ def assess_run(settings: Settings, pipeline: Any, params: dict[str, Any],
         threshold: the decision threshold (chosen on the out-of-fold predictions).
     """
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    audit = combine(audit_predictions("test", x_test, y_test, test_probability, threshold),
-                    audit_predictions("cv", x_train, y_train, cv_probability, threshold))
+    audit = combine(
+        audit_predictions("test", x_test, y_test, test_probability, threshold),
+        audit_predictions("cv", x_train, y_train, cv_probability, threshold),
+    )
     with tempfile.TemporaryDirectory() as folder:
-        reliability = save_reliability_plot(pipeline, x_test, y_test,
-                                            Path(folder) / RELIABILITY_PNG)
+        reliability = save_reliability_plot(
+            pipeline, x_test, y_test, Path(folder) / RELIABILITY_PNG
+        )
         top = shap_summary(pipeline, x_test, Path(folder) / SHAP_PNG)
-        images = {RELIABILITY_PNG: _png_base64(reliability),
-                  SHAP_PNG: _png_base64(Path(folder) / SHAP_PNG)}
+        images = {
+            RELIABILITY_PNG: _png_base64(reliability),
+            SHAP_PNG: _png_base64(Path(folder) / SHAP_PNG),
+        }
     return {
-        "fairness": {"table": _json_safe(audit.table.to_dict(orient="records")),
-                     "metrics": _json_safe(audit.metrics),
-                     "limits_failed": fairness_limits_failed(settings, audit),
-                     "caveat": SEX_CAVEAT},
-        "calibration": {"method": str(pipeline.named_steps["classifier"].method)
-                        if is_calibrated(pipeline) else "none",
-                        "folds": params.get(CALIBRATION_FOLDS_KEY),
-                        **{f"test_{k}": v for k, v in
-                           brier_before_after(pipeline, x_test, y_test).items()}},
+        "fairness": {
+            "table": _json_safe(audit.table.to_dict(orient="records")),
+            "metrics": _json_safe(audit.metrics),
+            "limits_failed": fairness_limits_failed(settings, audit),
+            "caveat": SEX_CAVEAT,
+        },
+        "calibration": {
+            "method": str(pipeline.named_steps["classifier"].method)
+            if is_calibrated(pipeline)
+            else "none",
+            "folds": params.get(CALIBRATION_FOLDS_KEY),
+            **{f"test_{k}": v for k, v in brier_before_after(pipeline, x_test, y_test).items()},
+        },
         "explanations": {"shap_top": top},
         "images": images,
     }
@@ -169,8 +190,11 @@ def _metric_rows(metadata: dict[str, Any]) -> list[str]:
     rows = ["| metric | test split | CV mean ± std |", "|---|---:|---:|"]
     for name in ("cost", "recall_bad", "precision_bad", "roc_auc", "accuracy", "brier"):
         if name in test:
-            spread = (f"{cv[name + '_mean']:.3f} ± {cv[name + '_std']:.3f}"
-                      if name + "_mean" in cv else "n/a")
+            spread = (
+                f"{cv[name + '_mean']:.3f} ± {cv[name + '_std']:.3f}"
+                if name + "_mean" in cv
+                else "n/a"
+            )
             rows.append(f"| {name} | {test[name]:.3f} | {spread} |")
     return rows
 
@@ -265,8 +289,11 @@ def card_markdown(metadata: dict[str, Any], inline_images: bool = True) -> str:
     if "fairness" in responsible:
         lines.append(audit_of(responsible).markdown())
         failed = responsible["fairness"].get("limits_failed") or []
-        lines += ["", "Promotion-gate fairness limits: "
-                  + ("; ".join(failed) if failed else "none failed (or none set).")]
+        lines += [
+            "",
+            "Promotion-gate fairness limits: "
+            + ("; ".join(failed) if failed else "none failed (or none set)."),
+        ]
     lines += [
         "",
         "## Global explanations",
@@ -277,8 +304,10 @@ def card_markdown(metadata: dict[str, Any], inline_images: bool = True) -> str:
         "",
         "| feature | mean abs SHAP |",
         "|---|---:|",
-        *[f"| {row['feature']} | {row['mean_abs_shap']:.4f} |"
-          for row in responsible.get("explanations", {}).get("shap_top", [])],
+        *[
+            f"| {row['feature']} | {row['mean_abs_shap']:.4f} |"
+            for row in responsible.get("explanations", {}).get("shap_top", [])
+        ],
         "",
         "## Limitations",
         "",
@@ -316,14 +345,19 @@ def card_html(metadata: dict[str, Any]) -> str:
     from markdown_it import MarkdownIt
 
     body = MarkdownIt("commonmark").enable("table").render(card_markdown(metadata))
-    title = html.escape(f"Model card: {metadata.get('model_name', '')} "
-                        f"{metadata.get('model_version', '')}")
-    style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-             "padding:0 1rem;line-height:1.45}table{border-collapse:collapse;margin:.5rem 0}"
-             "td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}"
-             "code,pre{background:#f4f4f4}")
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{title}</title><style>{style}</style></head><body>{body}</body></html>")
+    title = html.escape(
+        f"Model card: {metadata.get('model_name', '')} {metadata.get('model_version', '')}"
+    )
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+        "padding:0 1rem;line-height:1.45}table{border-collapse:collapse;margin:.5rem 0}"
+        "td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}"
+        "code,pre{background:#f4f4f4}"
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>{style}</style></head><body>{body}</body></html>"
+    )
 
 
 def render_card_html(model_dir: Path) -> str:

@@ -10,13 +10,18 @@ import typer
 
 from credit_risk.config import Objective, ProtectedPolicy, get_settings
 
-app = typer.Typer(help="Cost-aware credit-risk scoring (Statlog German Credit).",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="Cost-aware credit-risk scoring (Statlog German Credit).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("credit_risk").setLevel(logging.INFO)
 
 
@@ -26,8 +31,10 @@ ObjectiveOption = Annotated[Objective | None, typer.Option("--objective")]
 SeedOption = Annotated[int | None, typer.Option("--seed")]
 StorageOption = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL.")]
 StudyOption = Annotated[str | None, typer.Option("--study-name", help="Resume/share a study.")]
-PolicyOption = Annotated[ProtectedPolicy | None, typer.Option(
-    "--protected", help="include or exclude protected attributes as model inputs.")]
+PolicyOption = Annotated[
+    ProtectedPolicy | None,
+    typer.Option("--protected", help="include or exclude protected attributes as model inputs."),
+]
 
 
 @app.command()
@@ -39,8 +46,9 @@ def train(
     storage: StorageOption = None,
     study_name: StudyOption = None,
     protected: PolicyOption = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", help="Also export this run's model to this folder.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also export this run's model to this folder.")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose/--quiet")] = True,
 ) -> None:
     """Tune, train, evaluate, log to MLflow, register, gate and export a model."""
@@ -48,12 +56,21 @@ def train(
     from credit_risk.train import train as run_training
 
     _logging(verbose)
-    settings = get_settings(data_path=data, trials=trials, objective=objective, seed=seed,
-                            storage=storage, study_name=study_name, protected_policy=protected)
+    settings = get_settings(
+        data_path=data,
+        trials=trials,
+        objective=objective,
+        seed=seed,
+        storage=storage,
+        study_name=study_name,
+        protected_policy=protected,
+    )
     result = run_training(settings, output=output)
     typer.echo(result_summary(result))
-    typer.echo(f"MLflow store: {settings.tracking_uri} (run {result.run_id}); "
-               f"champion export: {settings.model_dir}")
+    typer.echo(
+        f"MLflow store: {settings.tracking_uri} (run {result.run_id}); "
+        f"champion export: {settings.model_dir}"
+    )
 
 
 @app.command()
@@ -89,14 +106,16 @@ def evaluate(
     trials: Annotated[int, typer.Option("--trials", help="Inner Optuna trials per fold.")] = 15,
     seed: SeedOption = None,
     recipes: Annotated[str, typer.Option(help="Comma-separated: seed,logistic,tuned.")] = (
-        "seed,logistic,tuned"),
+        "seed,logistic,tuned"
+    ),
 ) -> None:
     """Repeated stratified CV report of the model recipes (tuning nested in each fold)."""
     from credit_risk.report import format_table, repeated_cv_report
 
     settings = get_settings(data_path=data, seed=seed)
-    rows = repeated_cv_report(settings, [r.strip() for r in recipes.split(",")], repeats,
-                              folds, trials)
+    rows = repeated_cv_report(
+        settings, [r.strip() for r in recipes.split(",")], repeats, folds, trials
+    )
     typer.echo(format_table(rows, repeats, folds))
 
 
@@ -110,9 +129,23 @@ def info(model: Annotated[Path | None, typer.Option("--model")] = None) -> None:
     settings = get_settings()
     folder = model or settings.model_dir
     metadata = read_metadata(folder)
-    typer.echo(json.dumps({k: metadata[k] for k in (
-        "model_name", "model_version", "run_id", "trained_at", "objective", "threshold",
-        "test_metrics")}, indent=2))
+    typer.echo(
+        json.dumps(
+            {
+                k: metadata[k]
+                for k in (
+                    "model_name",
+                    "model_version",
+                    "run_id",
+                    "trained_at",
+                    "objective",
+                    "threshold",
+                    "test_metrics",
+                )
+            },
+            indent=2,
+        )
+    )
     typer.echo(f"exported model: {folder}; MLflow store: {settings.tracking_uri}")
 
 
@@ -128,10 +161,15 @@ def tune(
     storage: StorageOption = None,
     study_name: StudyOption = None,
     protected: PolicyOption = None,
-    n_jobs: Annotated[int | None, typer.Option(
-        "--n-jobs", help="Cores for the forest in this worker (-1 = all).")] = None,
-    sampler_seed: Annotated[int | None, typer.Option(
-        "--sampler-seed", help="TPE seed of this worker (default: differs per process).")] = None,
+    n_jobs: Annotated[
+        int | None, typer.Option("--n-jobs", help="Cores for the forest in this worker (-1 = all).")
+    ] = None,
+    sampler_seed: Annotated[
+        int | None,
+        typer.Option(
+            "--sampler-seed", help="TPE seed of this worker (default: differs per process)."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose/--quiet")] = True,
 ) -> None:
     """Run one tuning worker: start it N times with the same --storage and --study-name."""
@@ -142,9 +180,16 @@ def tune(
     from credit_risk.tune import tune as run_tuning
 
     _logging(verbose)
-    settings = get_settings(data_path=data, trials=trials, objective=objective, seed=seed,
-                            storage=storage, study_name=study_name, protected_policy=protected,
-                            n_jobs=n_jobs)
+    settings = get_settings(
+        data_path=data,
+        trials=trials,
+        objective=objective,
+        seed=seed,
+        storage=storage,
+        study_name=study_name,
+        protected_policy=protected,
+        n_jobs=n_jobs,
+    )
     if settings.storage and sampler_seed is None:
         # Workers sharing a study must not draw the same random start-up points.
         sampler_seed = settings.seed * 100_003 + os.getpid()
@@ -152,13 +197,16 @@ def tune(
         settings = settings.model_copy(update={"sampler_seed": sampler_seed})
     split = split_training_data(settings)
     study = run_tuning(split.x_train, split.y_train, settings)
-    typer.echo(f"study {study.study_name}: {finished_trials(study)} finished trials; "
-               f"best {settings.objective.value}={study.best_value:.4f} "
-               f"with {study.best_params}")
+    typer.echo(
+        f"study {study.study_name}: {finished_trials(study)} finished trials; "
+        f"best {settings.objective.value}={study.best_value:.4f} "
+        f"with {study.best_params}"
+    )
 
 
-flow_app = typer.Typer(help="Prefect training flow: run once or serve on a schedule.",
-                       no_args_is_help=True)
+flow_app = typer.Typer(
+    help="Prefect training flow: run once or serve on a schedule.", no_args_is_help=True
+)
 app.add_typer(flow_app, name="flow")
 
 
@@ -171,8 +219,9 @@ def flow_run(
     storage: StorageOption = None,
     study_name: StudyOption = None,
     protected: PolicyOption = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", help="Also export this run's model to this folder.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also export this run's model to this folder.")
+    ] = None,
 ) -> None:
     """Run the training flow once (a temporary Prefect server starts if none is configured)."""
     import json
@@ -183,16 +232,25 @@ def flow_run(
     from credit_risk.flows import training_flow
 
     _logging(True)
-    settings = get_settings(data_path=data, trials=trials, objective=objective, seed=seed,
-                            storage=storage, study_name=study_name, protected_policy=protected)
+    settings = get_settings(
+        data_path=data,
+        trials=trials,
+        objective=objective,
+        seed=seed,
+        storage=storage,
+        study_name=study_name,
+        protected_policy=protected,
+    )
     result = training_flow(settings, output=str(output) if output else None)
     typer.echo(json.dumps(result, indent=2, default=str))
 
 
 @flow_app.command("monitor")
 def flow_monitor(
-    since: Annotated[str | None, typer.Option(
-        "--since", help="Window of the decision log: 7d, 24h or an ISO date.")] = "7d",
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Window of the decision log: 7d, 24h or an ISO date."),
+    ] = "7d",
 ) -> None:
     """Check drift on the decision log and retrain (tune, gate, export) only if drift is found."""
     import json
@@ -222,11 +280,16 @@ def flow_serve(
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Interface (127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8000).")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1,
-                                                help="Worker processes.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Worker processes.")
+    ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
-    model_uri: Annotated[str | None, typer.Option(
-        "--model-uri", help="Serve a registered model, e.g. models:/german-credit-risk@champion.")
+    model_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--model-uri",
+            help="Serve a registered model, e.g. models:/german-credit-risk@champion.",
+        ),
     ] = None,
 ) -> None:
     """Serve the API and the web page (uvicorn)."""
@@ -236,8 +299,9 @@ def serve(
     import uvicorn
 
     _logging(False)
-    settings = get_settings(host=host, port=port, workers=workers, model_dir=model,
-                            model_uri=model_uri)
+    settings = get_settings(
+        host=host, port=port, workers=workers, model_dir=model, model_uri=model_uri
+    )
     # Worker processes read their settings from the environment: pass the flags on.
     os.environ["CREDIT_RISK_MODEL_DIR"] = str(settings.model_dir)
     if settings.model_uri:
@@ -245,25 +309,39 @@ def serve(
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="credit-risk-metrics-")
     typer.echo(f"serving on http://{settings.host}:{settings.port} (docs at /docs)")
-    uvicorn.run("credit_risk.api:create_app", factory=True, host=settings.host,
-                port=settings.port, workers=settings.workers, log_level="warning",
-                timeout_graceful_shutdown=30)
+    uvicorn.run(
+        "credit_risk.api:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+    )
 
 
 @app.command()
 def monitor(
-    since: Annotated[str | None, typer.Option(
-        "--since", help="Decisions since: 7d, 24h, 90m or an ISO date/time (default: all).")
-                     ] = None,
-    until: Annotated[str | None, typer.Option("--until", help="ISO date/time (default: now).")
-                     ] = None,
-    log_url: Annotated[str | None, typer.Option(
-        "--log-url", help="Decision-log database URL (default: settings).")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Decisions since: 7d, 24h, 90m or an ISO date/time (default: all)."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="ISO date/time (default: now).")
+    ] = None,
+    log_url: Annotated[
+        str | None, typer.Option("--log-url", help="Decision-log database URL (default: settings).")
+    ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="HTML report to write.")] = None,
-    psi_limit: Annotated[float | None, typer.Option(
-        "--psi-limit", help="PSI at or above which an attribute or the score has drifted.")
-                         ] = None,
+    psi_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--psi-limit", help="PSI at or above which an attribute or the score has drifted."
+        ),
+    ] = None,
     data: DataOption = None,
 ) -> None:
     """Compare recent decisions with the training data; exit 1 when drift passes the limits."""
@@ -271,10 +349,10 @@ def monitor(
     from credit_risk.monitor import parse_since
 
     _logging(False)
-    settings = get_settings(decision_log_url=log_url, monitor_psi_limit=psi_limit,
-                            data_path=data)
-    result = run_monitor(settings, since=parse_since(since), until=parse_since(until),
-                         model_dir=model, report=report)
+    settings = get_settings(decision_log_url=log_url, monitor_psi_limit=psi_limit, data_path=data)
+    result = run_monitor(
+        settings, since=parse_since(since), until=parse_since(until), model_dir=model, report=report
+    )
     typer.echo(result.summary())
     typer.echo(f"report: {result.report_path}")
     if result.drift:
@@ -284,8 +362,10 @@ def monitor(
 @app.command()
 def card(
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", help="Write here (.html or .md); default: Markdown to stdout.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write here (.html or .md); default: Markdown to stdout."),
+    ] = None,
 ) -> None:
     """The model card of an exported model (as served at GET /model/card)."""
     from credit_risk.card import render_card_html, render_card_markdown
@@ -294,8 +374,11 @@ def card(
     if output is None:
         typer.echo(render_card_markdown(folder))
         return
-    text = render_card_html(folder) if output.suffix in (".html", ".htm") \
+    text = (
+        render_card_html(folder)
+        if output.suffix in (".html", ".htm")
         else render_card_markdown(folder)
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     typer.echo(f"wrote {output}")

@@ -39,8 +39,9 @@ class Names(StrEnum):
     CHAMPION_ALIAS = "champion"
 
 
-_PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "secret", "password", "apikey",
-                                  "api-key", "test", "xxx"})
+_PLACEHOLDER_SECRETS = frozenset(
+    {"changethis", "changeme", "secret", "password", "apikey", "api-key", "test", "xxx"}
+)
 
 DEFAULT_DATA = Path("data/raw/german.data")
 GERMAN_DATA_SHA256 = "b21f3d81db8071257d5ff1deaeba1fd4303b62712e6fcc9715c7a86202cb5871"
@@ -109,9 +110,11 @@ class Settings(BaseSettings):
 
     # Serving (issue 3). A registry URI (``models:/<name>@champion``) wins over ``model_dir``.
     model_uri: str | None = Field(
-        None, description="Serve this MLflow model URI instead of the exported folder.")
+        None, description="Serve this MLflow model URI instead of the exported folder."
+    )
     api_key: str | None = Field(
-        None, description="When set, /predict routes require it in the X-API-Key header.")
+        None, description="When set, /predict routes require it in the X-API-Key header."
+    )
     cors_origins: list[str] = Field(default_factory=list)
     max_batch: int = Field(1000, ge=1, le=100_000)
     decision_log_url: str = "sqlite:///decisions.db"
@@ -122,10 +125,11 @@ class Settings(BaseSettings):
     @field_validator("api_key")
     @classmethod
     def _refuse_placeholder_key(cls, value: str | None) -> str | None:
-        if value is not None and (value.strip().lower() in _PLACEHOLDER_SECRETS
-                                  or len(value) < 12):
-            raise ValueError("api_key is a placeholder or shorter than 12 characters; "
-                             "set a real secret or leave it unset")
+        if value is not None and (value.strip().lower() in _PLACEHOLDER_SECRETS or len(value) < 12):
+            raise ValueError(
+                "api_key is a placeholder or shorter than 12 characters; "
+                "set a real secret or leave it unset"
+            )
         return value or None
 
 

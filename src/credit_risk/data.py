@@ -123,8 +123,9 @@ def validate_frame(raw: pd.DataFrame, path: Path, first_line: int) -> Dataset:
                 bad = ~text.isin(list(attribute.codes))
             if bad.any():
                 at = int(np.flatnonzero(bad.to_numpy())[0])
-                raise _fail(path, int(lines[at]), attribute.name, values.iloc[at],
-                            attribute.allowed())
+                raise _fail(
+                    path, int(lines[at]), attribute.name, values.iloc[at], attribute.allowed()
+                )
             columns[attribute.name] = text.astype("str")
         else:
             as_float = _as_float(values)
@@ -136,8 +137,9 @@ def validate_frame(raw: pd.DataFrame, path: Path, first_line: int) -> Dataset:
             )
             if bad.any():
                 at = int(np.flatnonzero(bad)[0])
-                raise _fail(path, int(lines[at]), attribute.name, values.iloc[at],
-                            attribute.allowed())
+                raise _fail(
+                    path, int(lines[at]), attribute.name, values.iloc[at], attribute.allowed()
+                )
             columns[attribute.name] = pd.Series(as_float.astype("int64"), index=raw.index)
     features = pd.DataFrame(columns, index=raw.index).reset_index(drop=True)
     target = None
@@ -146,8 +148,7 @@ def validate_frame(raw: pd.DataFrame, path: Path, first_line: int) -> Dataset:
         bad = ~np.isin(labels, list(CLASS_LABELS))
         if bad.any():
             at = int(np.flatnonzero(bad)[0])
-            raise _fail(path, int(lines[at]), TARGET, raw[TARGET].iloc[at],
-                        "1 (good) or 2 (bad)")
+            raise _fail(path, int(lines[at]), TARGET, raw[TARGET].iloc[at], "1 (good) or 2 (bad)")
         target = pd.Series((labels == BAD).astype("int64"), name="is_bad")
     return Dataset(features=features, target=target)
 
@@ -188,8 +189,15 @@ def iter_applicants(path: Path, chunk_rows: int = 100_000) -> Iterator[Dataset]:
             # Single spaces, as german.data is written: Arrow's reader is ~3x faster.
             yield from _iter_uci_arrow(path, names, chunk_rows)
             return
-        reader = pd.read_csv(path, sep=r"\s+", header=None, dtype="str", names=names,
-                             chunksize=chunk_rows, engine="c")
+        reader = pd.read_csv(
+            path,
+            sep=r"\s+",
+            header=None,
+            dtype="str",
+            names=names,
+            chunksize=chunk_rows,
+            engine="c",
+        )
         first_line = 1
     try:
         for chunk in reader:
@@ -205,11 +213,11 @@ def _iter_uci_arrow(path: Path, names: list[str], chunk_rows: int) -> Iterator[D
     try:
         reader = pa_csv.open_csv(
             path,
-            read_options=pa_csv.ReadOptions(column_names=names,
-                                            block_size=max(chunk_rows * 80, 1 << 12)),
+            read_options=pa_csv.ReadOptions(
+                column_names=names, block_size=max(chunk_rows * 80, 1 << 12)
+            ),
             parse_options=pa_csv.ParseOptions(delimiter=" "),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string())),
+            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
         )
         for batch in reader:
             yield validate_frame(batch.to_pandas(), path, first_line)
@@ -254,8 +262,15 @@ def split_dataset(
     if dataset.target is None:
         raise DataValidationError(f"the data has no {TARGET} column; training needs the class")
     x_train, x_test, y_train, y_test = train_test_split(
-        dataset.features, dataset.target, test_size=test_size, random_state=seed,
+        dataset.features,
+        dataset.target,
+        test_size=test_size,
+        random_state=seed,
         stratify=dataset.target,
     )
-    return (x_train.reset_index(drop=True), x_test.reset_index(drop=True),
-            y_train.reset_index(drop=True), y_test.reset_index(drop=True))
+    return (
+        x_train.reset_index(drop=True),
+        x_test.reset_index(drop=True),
+        y_train.reset_index(drop=True),
+        y_test.reset_index(drop=True),
+    )

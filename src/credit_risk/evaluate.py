@@ -41,8 +41,7 @@ def expected_cost(y: np.ndarray, rejected: np.ndarray, costs: CostMatrix) -> flo
     rejected = np.asarray(rejected).astype(bool)
     bad_accepted = np.sum(y & ~rejected)
     good_rejected = np.sum(~y & rejected)
-    return float((costs.bad_accepted * bad_accepted + costs.good_rejected * good_rejected)
-                 / len(y))
+    return float((costs.bad_accepted * bad_accepted + costs.good_rejected * good_rejected) / len(y))
 
 
 def cost_optimal_threshold(
@@ -96,8 +95,12 @@ def confusion(y: np.ndarray, probability: np.ndarray, threshold: float) -> dict[
     """Confusion matrix as named counts (rows actual, columns decided)."""
     rejected = (np.asarray(probability) >= threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(np.asarray(y).astype(int), rejected, labels=[0, 1]).ravel()
-    return {"good_accepted": int(tn), "good_rejected": int(fp),
-            "bad_accepted": int(fn), "bad_rejected": int(tp)}
+    return {
+        "good_accepted": int(tn),
+        "good_rejected": int(fp),
+        "bad_accepted": int(fn),
+        "bad_rejected": int(tp),
+    }
 
 
 def summarise(per_fold: list[dict[str, float]]) -> dict[str, float]:

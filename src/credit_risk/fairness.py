@@ -42,8 +42,15 @@ SEX_CAVEAT = (
 AUDITED = ("sex", "age_group", "foreign_worker")
 YOUNG_AGE = AGE_BAND_EDGES[0]
 
-TABLE_COLUMNS = ("split", "attribute", "group", "count", "selection_rate", "recall_bad",
-                 "false_positive_rate")
+TABLE_COLUMNS = (
+    "split",
+    "attribute",
+    "group",
+    "count",
+    "selection_rate",
+    "recall_bad",
+    "false_positive_rate",
+)
 
 
 def sensitive_features(applicants: pd.DataFrame) -> pd.DataFrame:
@@ -61,8 +68,10 @@ def sensitive_features(applicants: pd.DataFrame) -> pd.DataFrame:
         {
             "sex": applicants["personal_status_sex"].astype("str").map(SEX_BY_CODE).to_numpy(),
             "age_group": np.where(age < YOUNG_AGE, f"under_{YOUNG_AGE}", f"{YOUNG_AGE}_plus"),
-            "foreign_worker": applicants["foreign_worker"].astype("str")
-            .map(lambda code: f"foreign_worker_{foreign.label(code)}").to_numpy(),
+            "foreign_worker": applicants["foreign_worker"]
+            .astype("str")
+            .map(lambda code: f"foreign_worker_{foreign.label(code)}")
+            .to_numpy(),
         },
         index=applicants.index,
     )
@@ -75,34 +84,53 @@ class FairnessAudit:
     table: pd.DataFrame
     metrics: dict[str, float] = field(default_factory=dict)
 
-    def limits_failed(self, min_disparate_impact: float | None,
-                      max_equalized_odds_difference: float | None,
-                      split: str = "test") -> list[str]:
+    def limits_failed(
+        self,
+        min_disparate_impact: float | None,
+        max_equalized_odds_difference: float | None,
+        split: str = "test",
+    ) -> list[str]:
         """Which promotion-gate limits this audit breaks on ``split`` (empty: all pass)."""
         failed: list[str] = []
         for attribute in AUDITED:
             ratio = self.metrics.get(f"{split}_{attribute}_disparate_impact")
             gap = self.metrics.get(f"{split}_{attribute}_equalized_odds_difference")
-            if min_disparate_impact is not None and ratio is not None \
-                    and ratio < min_disparate_impact:
-                failed.append(f"{split} disparate impact by {attribute} {ratio:.3f} "
-                              f"< {min_disparate_impact}")
-            if max_equalized_odds_difference is not None and gap is not None \
-                    and gap > max_equalized_odds_difference:
-                failed.append(f"{split} equalized-odds difference by {attribute} {gap:.3f} "
-                              f"> {max_equalized_odds_difference}")
+            if (
+                min_disparate_impact is not None
+                and ratio is not None
+                and ratio < min_disparate_impact
+            ):
+                failed.append(
+                    f"{split} disparate impact by {attribute} {ratio:.3f} < {min_disparate_impact}"
+                )
+            if (
+                max_equalized_odds_difference is not None
+                and gap is not None
+                and gap > max_equalized_odds_difference
+            ):
+                failed.append(
+                    f"{split} equalized-odds difference by {attribute} {gap:.3f} "
+                    f"> {max_equalized_odds_difference}"
+                )
         return failed
 
     def markdown(self) -> str:
         """The table and summary as Markdown, with the attribute-9 caveat."""
-        lines = ["| split | attribute | group | n | approval rate | recall of bad | FPR |",
-                 "|---|---|---|---:|---:|---:|---:|"]
+        lines = [
+            "| split | attribute | group | n | approval rate | recall of bad | FPR |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
         for row in self.table.itertuples(index=False):
-            lines.append(f"| {row.split} | {row.attribute} | {row.group} | {row.count} | "
-                         f"{_fmt(row.selection_rate)} | {_fmt(row.recall_bad)} | "
-                         f"{_fmt(row.false_positive_rate)} |")
-        lines += ["", "| split | attribute | disparate impact | equalized-odds difference |",
-                  "|---|---|---:|---:|"]
+            lines.append(
+                f"| {row.split} | {row.attribute} | {row.group} | {row.count} | "
+                f"{_fmt(row.selection_rate)} | {_fmt(row.recall_bad)} | "
+                f"{_fmt(row.false_positive_rate)} |"
+            )
+        lines += [
+            "",
+            "| split | attribute | disparate impact | equalized-odds difference |",
+            "|---|---|---:|---:|",
+        ]
         for split in self.table["split"].unique():
             for attribute in AUDITED:
                 ratio = self.metrics.get(f"{split}_{attribute}_disparate_impact")
@@ -117,8 +145,13 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
-def audit_predictions(split: str, applicants: pd.DataFrame, y: np.ndarray,
-                      probability_bad: np.ndarray, threshold: float) -> FairnessAudit:
+def audit_predictions(
+    split: str,
+    applicants: pd.DataFrame,
+    y: np.ndarray,
+    probability_bad: np.ndarray,
+    threshold: float,
+) -> FairnessAudit:
     """Audit one set of predictions.
 
     Args:
@@ -141,22 +174,36 @@ def audit_predictions(split: str, applicants: pd.DataFrame, y: np.ndarray,
     for attribute in AUDITED:
         sensitive = groups[attribute].to_numpy()
         frame = MetricFrame(
-            metrics={"count": count, "recall_bad": true_positive_rate,
-                     "false_positive_rate": false_positive_rate},
-            y_true=y, y_pred=rejected, sensitive_features=sensitive,
+            metrics={
+                "count": count,
+                "recall_bad": true_positive_rate,
+                "false_positive_rate": false_positive_rate,
+            },
+            y_true=y,
+            y_pred=rejected,
+            sensitive_features=sensitive,
         )
-        approval = MetricFrame(metrics=selection_rate, y_true=y, y_pred=approved,
-                               sensitive_features=sensitive)
+        approval = MetricFrame(
+            metrics=selection_rate, y_true=y, y_pred=approved, sensitive_features=sensitive
+        )
         for group, values in frame.by_group.iterrows():
-            rows.append({"split": split, "attribute": attribute, "group": str(group),
-                         "count": int(values["count"]),
-                         "selection_rate": float(approval.by_group[group]),
-                         "recall_bad": float(values["recall_bad"]),
-                         "false_positive_rate": float(values["false_positive_rate"])})
+            rows.append(
+                {
+                    "split": split,
+                    "attribute": attribute,
+                    "group": str(group),
+                    "count": int(values["count"]),
+                    "selection_rate": float(approval.by_group[group]),
+                    "recall_bad": float(values["recall_bad"]),
+                    "false_positive_rate": float(values["false_positive_rate"]),
+                }
+            )
         metrics[f"{split}_{attribute}_disparate_impact"] = float(
-            demographic_parity_ratio(y, approved, sensitive_features=sensitive))
+            demographic_parity_ratio(y, approved, sensitive_features=sensitive)
+        )
         metrics[f"{split}_{attribute}_equalized_odds_difference"] = float(
-            equalized_odds_difference(y, rejected, sensitive_features=sensitive))
+            equalized_odds_difference(y, rejected, sensitive_features=sensitive)
+        )
     return FairnessAudit(table=pd.DataFrame(rows, columns=list(TABLE_COLUMNS)), metrics=metrics)
 
 
@@ -171,7 +218,12 @@ def log_audit(audit: FairnessAudit, prefix: str = "fairness") -> None:
     """Log the audit to the active MLflow run: metrics, a table and a Markdown summary."""
     import mlflow
 
-    mlflow.log_metrics({f"{prefix}_{name}": value for name, value in audit.metrics.items()
-                        if value is not None and not np.isnan(value)})
+    mlflow.log_metrics(
+        {
+            f"{prefix}_{name}": value
+            for name, value in audit.metrics.items()
+            if value is not None and not np.isnan(value)
+        }
+    )
     mlflow.log_table(audit.table, f"{prefix}/fairness_table.json")
     mlflow.log_text(audit.markdown(), f"{prefix}/fairness.md")

@@ -173,9 +173,7 @@ def register(settings: Settings, fitted: FitSummary) -> str:
 def gate(settings: Settings, fitted: FitSummary, version: str) -> dict[str, Any]:
     """Challenger vs champion on the same test split; the alias moves only if it is better."""
     split = training.split_training_data(settings)
-    limits_failed = fitted.metadata.get("responsible", {}).get("fairness", {}).get(
-        "limits_failed"
-    )
+    limits_failed = fitted.metadata.get("responsible", {}).get("fairness", {}).get("limits_failed")
     decision, champion = training.gate_version(
         settings, fitted.run_id, version, split, fitted.test_metrics, limits_failed
     )

@@ -46,8 +46,14 @@ SEED_PARAMS: dict[str, Any] = {}
 # encoded columns is ~0.115; depth 32 is unbounded for 800 rows): the search starts here, so
 # it only moves away from the defaults when cross-validation says so.
 DEFAULT_TRIAL: dict[str, Any] = {
-    "n_estimators": 100, "max_depth": 32, "min_samples_leaf": 1, "max_features": 0.115,
-    "criterion": "gini", "sampling_strategy": 1.0, "replacement": False, "bootstrap": True,
+    "n_estimators": 100,
+    "max_depth": 32,
+    "min_samples_leaf": 1,
+    "max_features": 0.115,
+    "criterion": "gini",
+    "sampling_strategy": 1.0,
+    "replacement": False,
+    "bootstrap": True,
 }
 
 # Balanced undersampling trains each tree on a 50/50 sample, so the forest's raw scores
@@ -95,18 +101,22 @@ def build_pipeline(
         drop_protected: protected-attribute policy (see :class:`FeatureEngineer`).
         n_jobs: cores for the forest.
     """
-    forest_params = {k: v for k, v in params.items()
-                     if k not in (CALIBRATION_KEY, CALIBRATION_FOLDS_KEY)}
+    forest_params = {
+        k: v for k, v in params.items() if k not in (CALIBRATION_KEY, CALIBRATION_FOLDS_KEY)
+    }
     method = str(params.get(CALIBRATION_KEY, DEFAULT_CALIBRATION))
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"calibration must be one of {CALIBRATION_METHODS}, not {method!r}")
-    classifier: Any = BalancedRandomForestClassifier(random_state=seed, n_jobs=n_jobs,
-                                                     **forest_params)
+    classifier: Any = BalancedRandomForestClassifier(
+        random_state=seed, n_jobs=n_jobs, **forest_params
+    )
     if method != "none":
         # ensemble=False: the calibrator learns from out-of-fold scores, then one forest is
         # refitted on all rows, so serving evaluates one forest, not one per fold.
         classifier = CalibratedClassifierCV(
-            classifier, method=method, ensemble=False,
+            classifier,
+            method=method,
+            ensemble=False,
             cv=int(params.get(CALIBRATION_FOLDS_KEY, DEFAULT_CALIBRATION_FOLDS)),
         )
     return Pipeline(

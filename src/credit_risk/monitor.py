@@ -64,8 +64,9 @@ def numeric_edges(reference: np.ndarray, bins: int) -> np.ndarray:
 def psi_numeric(reference: np.ndarray, current: np.ndarray, bins: int = NUMERIC_BINS) -> float:
     """PSI over the reference's quantile bins (ties merged: banded attributes get fewer bins)."""
     edges = numeric_edges(np.asarray(reference, dtype="float64"), bins)
-    expected = np.bincount(np.searchsorted(edges, reference, side="right"),
-                           minlength=len(edges) + 1)
+    expected = np.bincount(
+        np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1
+    )
     actual = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1)
     return _psi_from_counts(expected.astype(float), actual.astype(float))
 
@@ -94,20 +95,29 @@ class DriftResult:
     def summary(self) -> str:
         """Readable outcome, for the CLI and logs."""
         if not self.enough_data:
-            return (f"not enough decisions to judge drift: {self.current_rows} rows "
-                    f"(need {self.details.get('min_rows')})")
+            return (
+                f"not enough decisions to judge drift: {self.current_rows} rows "
+                f"(need {self.details.get('min_rows')})"
+            )
         head = "DRIFT" if self.drift else "no drift"
         worst = self.table.sort_values("psi", ascending=False).head(3)
         top = ", ".join(f"{r.attribute} PSI {r.psi:.3f}" for r in worst.itertuples())
-        lines = [f"{head}: {self.current_rows} decisions vs {self.reference_rows} reference "
-                 f"rows; highest {top}"]
+        lines = [
+            f"{head}: {self.current_rows} decisions vs {self.reference_rows} reference "
+            f"rows; highest {top}"
+        ]
         lines += [f"  - {reason}" for reason in self.reasons]
         return "\n".join(lines)
 
 
-def assess_drift(reference: pd.DataFrame, current: pd.DataFrame,
-                 reference_scores: np.ndarray | None = None, psi_limit: float = PSI_ACT,
-                 p_value: float = 0.01, min_rows: int = 50) -> DriftResult:
+def assess_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    reference_scores: np.ndarray | None = None,
+    psi_limit: float = PSI_ACT,
+    p_value: float = 0.01,
+    min_rows: int = 50,
+) -> DriftResult:
     """Compare a window of scored inputs with the reference.
 
     Args:
@@ -126,9 +136,13 @@ def assess_drift(reference: pd.DataFrame, current: pd.DataFrame,
     corrected = p_value / len(NUMERIC)
     for name in FEATURE_NAMES:
         attribute = BY_NAME[name]
-        row: dict[str, Any] = {"attribute": name, "uci_number": attribute.uci_number,
-                               "kind": attribute.kind.value, "ks_statistic": np.nan,
-                               "ks_p_value": np.nan}
+        row: dict[str, Any] = {
+            "attribute": name,
+            "uci_number": attribute.uci_number,
+            "kind": attribute.kind.value,
+            "ks_statistic": np.nan,
+            "ks_p_value": np.nan,
+        }
         if name in NUMERIC:
             ref = reference[name].to_numpy(dtype="float64")
             cur = current[name].to_numpy(dtype="float64")
@@ -140,10 +154,20 @@ def assess_drift(reference: pd.DataFrame, current: pd.DataFrame,
             row["psi"] = psi_categorical(reference[name], current[name], list(attribute.codes))
         rows.append(row)
     if reference_scores is not None and SCORE in current:
-        rows.append({"attribute": SCORE, "uci_number": 0, "kind": "score",
-                     "psi": psi_numeric(np.asarray(reference_scores, dtype="float64"),
-                                        current[SCORE].to_numpy(dtype="float64"), SCORE_BINS),
-                     "ks_statistic": np.nan, "ks_p_value": np.nan})
+        rows.append(
+            {
+                "attribute": SCORE,
+                "uci_number": 0,
+                "kind": "score",
+                "psi": psi_numeric(
+                    np.asarray(reference_scores, dtype="float64"),
+                    current[SCORE].to_numpy(dtype="float64"),
+                    SCORE_BINS,
+                ),
+                "ks_statistic": np.nan,
+                "ks_p_value": np.nan,
+            }
+        )
     table = pd.DataFrame(rows)
     table["band"] = table["psi"].map(psi_band)
     table["drifted"] = (table["psi"] >= psi_limit) | (table["ks_p_value"] < corrected)
@@ -153,14 +177,20 @@ def assess_drift(reference: pd.DataFrame, current: pd.DataFrame,
         for drifted in table[table["drifted"]].itertuples():
             why = [f"PSI {drifted.psi:.3f} >= {psi_limit}"] if drifted.psi >= psi_limit else []
             if drifted.ks_p_value < corrected:
-                why.append(f"KS p={drifted.ks_p_value:.2g} < {corrected:.2g} "
-                           f"({p_value} / {len(NUMERIC)} numeric attributes)")
+                why.append(
+                    f"KS p={drifted.ks_p_value:.2g} < {corrected:.2g} "
+                    f"({p_value} / {len(NUMERIC)} numeric attributes)"
+                )
             reasons.append(f"{drifted.attribute}: " + "; ".join(why))
-    return DriftResult(table=table, drift=enough and bool(reasons), reasons=reasons,
-                       reference_rows=len(reference), current_rows=len(current),
-                       enough_data=enough,
-                       details={"psi_limit": psi_limit, "p_value": p_value,
-                                "min_rows": min_rows})
+    return DriftResult(
+        table=table,
+        drift=enough and bool(reasons),
+        reasons=reasons,
+        reference_rows=len(reference),
+        current_rows=len(current),
+        enough_data=enough,
+        details={"psi_limit": psi_limit, "p_value": p_value, "min_rows": min_rows},
+    )
 
 
 def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
@@ -181,30 +211,37 @@ def decisions_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
     Categorical inputs logged as readable labels are mapped back to their codes.
     """
-    inputs = pd.DataFrame([record["input"] for record in records],
-                          columns=list(FEATURE_NAMES))
+    inputs = pd.DataFrame([record["input"] for record in records], columns=list(FEATURE_NAMES))
     for name in CATEGORICAL:
         attribute = BY_NAME[name]
-        inputs[name] = inputs[name].map(
-            lambda v, a=attribute: label_to_code(a, str(v)) or str(v))
+        inputs[name] = inputs[name].map(lambda v, a=attribute: label_to_code(a, str(v)) or str(v))
     for name in NUMERIC:
         inputs[name] = pd.to_numeric(inputs[name], errors="coerce")
-    meta = pd.DataFrame([{k: record.get(k) for k in ("request_id", "created_at",
-                                                     "model_version", SCORE)}
-                         for record in records])
+    meta = pd.DataFrame(
+        [
+            {k: record.get(k) for k in ("request_id", "created_at", "model_version", SCORE)}
+            for record in records
+        ]
+    )
     return pd.concat([inputs, meta], axis=1)
 
 
-def read_decisions(url: str, since: datetime | None = None,
-                   until: datetime | None = None) -> pd.DataFrame:
+def read_decisions(
+    url: str, since: datetime | None = None, until: datetime | None = None
+) -> pd.DataFrame:
     """The decision log's rows in a time window (see :mod:`credit_risk.decisions`)."""
     import sqlalchemy as sa
 
     from credit_risk.decisions import decisions_table, make_engine
 
     table = decisions_table
-    query = sa.select(table.c.request_id, table.c.created_at, table.c.model_version,
-                      table.c.input, table.c.probability_bad)
+    query = sa.select(
+        table.c.request_id,
+        table.c.created_at,
+        table.c.model_version,
+        table.c.input,
+        table.c.probability_bad,
+    )
     if since is not None:
         query = query.where(table.c.created_at >= since)
     if until is not None:
@@ -243,8 +280,13 @@ def _figure_base64(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def drift_plots(reference: pd.DataFrame, current: pd.DataFrame, result: DriftResult,
-                reference_scores: np.ndarray | None = None, top: int = 6) -> dict[str, str]:
+def drift_plots(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    result: DriftResult,
+    reference_scores: np.ndarray | None = None,
+    top: int = 6,
+) -> dict[str, str]:
     """PNG (base64) plots: the score, then the attributes with the highest PSI."""
     import matplotlib
 
@@ -258,8 +300,11 @@ def drift_plots(reference: pd.DataFrame, current: pd.DataFrame, result: DriftRes
     for name in names:
         fig, ax = plt.subplots(figsize=(5.5, 3.2))
         if name == SCORE or name in NUMERIC:
-            ref = np.asarray(reference_scores, dtype="float64") if name == SCORE \
+            ref = (
+                np.asarray(reference_scores, dtype="float64")
+                if name == SCORE
                 else reference[name].dropna().to_numpy(dtype="float64")
+            )
             cur = current[name].dropna().to_numpy(dtype="float64")
             bins = np.histogram_bin_edges(np.r_[ref, cur], bins=20).tolist()
             ax.hist(ref, bins=bins, density=True, alpha=0.55, label="reference")
@@ -270,8 +315,7 @@ def drift_plots(reference: pd.DataFrame, current: pd.DataFrame, result: DriftRes
             cur_share = current[name].astype(str).value_counts(normalize=True)
             x = np.arange(len(codes))
             ax.bar(x - 0.2, ref_share.reindex(codes, fill_value=0), 0.4, label="reference")
-            ax.bar(x + 0.2, cur_share.reindex(codes, fill_value=0), 0.4,
-                   label="recent decisions")
+            ax.bar(x + 0.2, cur_share.reindex(codes, fill_value=0), 0.4, label="recent decisions")
             ax.set_xticks(x, codes, fontsize=8)
         psi = float(result.table.set_index("attribute").loc[name, "psi"])
         ax.set_title(f"{name}: PSI {psi:.3f} ({psi_band(psi)})", fontsize=10)
@@ -289,13 +333,24 @@ def render_report(result: DriftResult, plots: dict[str, str], window: str) -> st
     template = files("credit_risk").joinpath("templates/monitor_report.html.j2").read_text()
     environment = Environment(autoescape=select_autoescape(default=True))
     return environment.from_string(template).render(
-        result=result, plots=plots, window=window, rows=result.table.to_dict(orient="records"),
-        generated=datetime.now(UTC).isoformat(timespec="seconds"), watch=PSI_WATCH, act=PSI_ACT)
+        result=result,
+        plots=plots,
+        window=window,
+        rows=result.table.to_dict(orient="records"),
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+        watch=PSI_WATCH,
+        act=PSI_ACT,
+    )
 
 
-def monitor(settings: Settings, since: datetime | None = None, until: datetime | None = None,
-            model_dir: Path | None = None, report: Path | None = None,
-            decisions: pd.DataFrame | None = None) -> DriftResult:
+def monitor(
+    settings: Settings,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    model_dir: Path | None = None,
+    report: Path | None = None,
+    decisions: pd.DataFrame | None = None,
+) -> DriftResult:
     """Read the decision log, compare it with the training data, write the HTML report.
 
     A plain function, so a Prefect task can call it and retrain when ``result.drift``.
@@ -308,18 +363,29 @@ def monitor(settings: Settings, since: datetime | None = None, until: datetime |
         decisions: logged decisions to use instead of reading the log (tests, batch files).
     """
     folder = Path(model_dir or settings.model_dir)
-    current = decisions if decisions is not None else read_decisions(
-        settings.decision_log_url, since, until)
+    current = (
+        decisions
+        if decisions is not None
+        else read_decisions(settings.decision_log_url, since, until)
+    )
     reference, reference_scores = reference_data(settings, folder)
-    result = assess_drift(reference, current, reference_scores, settings.monitor_psi_limit,
-                          settings.monitor_p_value, settings.monitor_min_rows)
+    result = assess_drift(
+        reference,
+        current,
+        reference_scores,
+        settings.monitor_psi_limit,
+        settings.monitor_p_value,
+        settings.monitor_min_rows,
+    )
     if "model_version" in current:
         result.details["model_versions"] = sorted(
-            str(v) for v in current["model_version"].dropna().unique())
-    window = f"{since.isoformat() if since else 'start of log'} to " \
-             f"{until.isoformat() if until else 'now'}"
-    plots = drift_plots(reference, current, result, reference_scores) \
-        if result.current_rows else {}
+            str(v) for v in current["model_version"].dropna().unique()
+        )
+    window = (
+        f"{since.isoformat() if since else 'start of log'} to "
+        f"{until.isoformat() if until else 'now'}"
+    )
+    plots = drift_plots(reference, current, result, reference_scores) if result.current_rows else {}
     path = Path(report or settings.monitor_report)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_report(result, plots, window))

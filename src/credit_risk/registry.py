@@ -161,15 +161,18 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
         name, number = reference.rsplit("/", 1)
         version = client.get_model_version(name, number)
     if THRESHOLD_TAG not in version.tags:
-        raise MlflowException(f"{model_uri} has no {THRESHOLD_TAG!r} tag; it was not registered "
-                              "by `credit-risk train`")
+        raise MlflowException(
+            f"{model_uri} has no {THRESHOLD_TAG!r} tag; it was not registered "
+            "by `credit-risk train`"
+        )
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
     metadata: dict[str, Any] = {
         "model_name": name,
         "model_version": str(version.version),
         "run_id": version.run_id,
         "trained_at": datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(
-            timespec="seconds"),
+            timespec="seconds"
+        ),
         "objective": version.tags.get("objective"),
         "threshold": float(version.tags[THRESHOLD_TAG]),
         "test_metrics": {k[5:]: v for k, v in metrics.items() if k.startswith("test_")},

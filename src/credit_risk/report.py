@@ -34,19 +34,22 @@ RECIPES: dict[str, str] = {
 REPORTED = ("roc_auc", "cost", "recall_bad", "accuracy")
 
 
-def _inner_oof(make: Callable[[], Any], x: pd.DataFrame, y: np.ndarray, folds: int,
-               seed: int) -> np.ndarray:
+def _inner_oof(
+    make: Callable[[], Any], x: pd.DataFrame, y: np.ndarray, folds: int, seed: int
+) -> np.ndarray:
     probability = np.zeros(len(y))
-    for train_index, test_index in StratifiedKFold(folds, shuffle=True,
-                                                   random_state=seed).split(x, y):
+    for train_index, test_index in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
+        x, y
+    ):
         model = make()
         model.fit(x.iloc[train_index], y[train_index])
         probability[test_index] = model.predict_proba(x.iloc[test_index])[:, 1]
     return probability
 
 
-def fit_recipe(recipe: str, x: pd.DataFrame, y: pd.Series, settings: Settings,
-               inner_trials: int) -> tuple[Any, float]:
+def fit_recipe(
+    recipe: str, x: pd.DataFrame, y: pd.Series, settings: Settings, inner_trials: int
+) -> tuple[Any, float]:
     """Fit one recipe on a training fold; return the model and its threshold."""
     costs = costs_of(settings)
     drop = settings.protected_policy is ProtectedPolicy.EXCLUDE
@@ -55,37 +58,59 @@ def fit_recipe(recipe: str, x: pd.DataFrame, y: pd.Series, settings: Settings,
         model = build_pipeline({CALIBRATION_KEY: "none"}, settings.seed, drop, n_jobs=1)
         return model.fit(x, y_array), SEED_THRESHOLD
     if recipe == "logistic":
+
         def make() -> Any:
             return build_logistic_pipeline(settings.seed, drop)
+
         oof = _inner_oof(make, x, y_array, settings.cv_folds, settings.seed)
         threshold = cost_optimal_threshold(y_array, oof, costs)[0]
         return make().fit(x, y_array), threshold
     if recipe in ("defaults", "tuned"):
-        inner = settings.model_copy(update={"trials": inner_trials, "n_jobs": 1,
-                                            "storage": None, "study_name": None})
+        inner = settings.model_copy(
+            update={"trials": inner_trials, "n_jobs": 1, "storage": None, "study_name": None}
+        )
         best = tune(x, y, inner).best_params if recipe == "tuned" else {}
-        params = {CALIBRATION_KEY: settings.calibration,
-                  CALIBRATION_FOLDS_KEY: settings.calibration_folds, **best}
+        params = {
+            CALIBRATION_KEY: settings.calibration,
+            CALIBRATION_FOLDS_KEY: settings.calibration_folds,
+            **best,
+        }
         threshold = cross_validate(params, x, y, inner).threshold
         model = build_pipeline(params, settings.seed, drop, n_jobs=1)
         return model.fit(x, y_array), threshold
     raise ValueError(f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
 
 
-def _outer_fold(recipe: str, x: pd.DataFrame, y: pd.Series, train_index: np.ndarray,
-                test_index: np.ndarray, settings: Settings, inner_trials: int,
-                ) -> dict[str, float]:
-    model, threshold = fit_recipe(recipe, x.iloc[train_index].reset_index(drop=True),
-                                  y.iloc[train_index].reset_index(drop=True), settings,
-                                  inner_trials)
+def _outer_fold(
+    recipe: str,
+    x: pd.DataFrame,
+    y: pd.Series,
+    train_index: np.ndarray,
+    test_index: np.ndarray,
+    settings: Settings,
+    inner_trials: int,
+) -> dict[str, float]:
+    model, threshold = fit_recipe(
+        recipe,
+        x.iloc[train_index].reset_index(drop=True),
+        y.iloc[train_index].reset_index(drop=True),
+        settings,
+        inner_trials,
+    )
     probability = model.predict_proba(x.iloc[test_index])[:, 1]
-    return classification_metrics(y.to_numpy()[test_index], probability, threshold,
-                                  costs_of(settings))
+    return classification_metrics(
+        y.to_numpy()[test_index], probability, threshold, costs_of(settings)
+    )
 
 
-def repeated_cv_report(settings: Settings, recipes: list[str], repeats: int = 5,
-                       folds: int = 5, inner_trials: int = 15,
-                       n_jobs: int = -1) -> list[dict[str, Any]]:
+def repeated_cv_report(
+    settings: Settings,
+    recipes: list[str],
+    repeats: int = 5,
+    folds: int = 5,
+    inner_trials: int = 15,
+    n_jobs: int = -1,
+) -> list[dict[str, Any]]:
     """Repeated stratified CV of each recipe on the whole data set.
 
     Returns:
@@ -96,8 +121,9 @@ def repeated_cv_report(settings: Settings, recipes: list[str], repeats: int = 5,
     dataset = load_training_data(settings)
     x, y = dataset.features, dataset.target
     assert y is not None
-    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats,
-                                       random_state=settings.seed)
+    splitter = RepeatedStratifiedKFold(
+        n_splits=folds, n_repeats=repeats, random_state=settings.seed
+    )
     splits = list(splitter.split(x, y))
     rows = []
     for recipe in recipes:
@@ -113,10 +139,15 @@ def repeated_cv_report(settings: Settings, recipes: list[str], repeats: int = 5,
 
 def format_table(rows: list[dict[str, Any]], repeats: int, folds: int) -> str:
     """Markdown table of the report (mean ± std over repeats × folds)."""
-    header = ("| recipe | ROC AUC | expected cost | recall of bad | accuracy |\n"
-              "|---|---|---|---|---|")
-    lines = [f"Repeated stratified {folds}-fold CV, {repeats} repeats "
-             f"({repeats * folds} test folds); mean ± std over folds.", "", header]
+    header = (
+        "| recipe | ROC AUC | expected cost | recall of bad | accuracy |\n|---|---|---|---|---|"
+    )
+    lines = [
+        f"Repeated stratified {folds}-fold CV, {repeats} repeats "
+        f"({repeats * folds} test folds); mean ± std over folds.",
+        "",
+        header,
+    ]
     for row in rows:
         cells = [f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in REPORTED]
         lines.append(f"| {row['description']} | " + " | ".join(cells) + " |")

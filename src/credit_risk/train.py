@@ -148,51 +148,90 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     """Choose the threshold on out-of-fold predictions, refit on the training split, test."""
     costs = costs_of(settings)
     drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
-    params = {"calibration": settings.calibration,
-              "calibration_folds": settings.calibration_folds, **params}
+    params = {
+        "calibration": settings.calibration,
+        "calibration_folds": settings.calibration_folds,
+        **params,
+    }
     cv = cross_validate(params, split.x_train, split.y_train, settings)
     pipeline = build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
     pipeline.fit(split.x_train, split.y_train.to_numpy())
     probability = pipeline.predict_proba(split.x_test)[:, 1]
     y_test = split.y_test.to_numpy()
     return Evaluation(
-        pipeline=pipeline, params=params, threshold=cv.threshold, probability=probability,
+        pipeline=pipeline,
+        params=params,
+        threshold=cv.threshold,
+        probability=probability,
         test_metrics=classification_metrics(y_test, probability, cv.threshold, costs),
         cv_metrics=summarise(cv.per_fold),
         matrix=confusion(y_test, probability, cv.threshold),
-        responsible=assess_run(settings, pipeline, params, split.x_train, split.y_train,
-                               cv.probability, split.x_test, y_test, probability, cv.threshold),
+        responsible=assess_run(
+            settings,
+            pipeline,
+            params,
+            split.x_train,
+            split.y_train,
+            cv.probability,
+            split.x_test,
+            y_test,
+            probability,
+            cv.threshold,
+        ),
     )
 
 
-def log_run(settings: Settings, evaluation: Evaluation, split: Split,
-            study: optuna.Study | None) -> LoggedRun:
+def log_run(
+    settings: Settings, evaluation: Evaluation, split: Split, study: optuna.Study | None
+) -> LoggedRun:
     """Log parameters, metrics, plots and the model to a new MLflow run."""
     configure_mlflow(settings)
     costs = costs_of(settings)
     with mlflow.start_run(run_name=f"train-{settings.objective.value}") as run:
-        mlflow.log_params({**evaluation.params, "seed": settings.seed,
-                           "objective": settings.objective.value,
-                           "cv_folds": settings.cv_folds, "test_size": settings.test_size,
-                           "trials": settings.trials if study else 0,
-                           "protected_policy": settings.protected_policy.value,
-                           "cost_bad_accepted": costs.bad_accepted,
-                           "cost_good_rejected": costs.good_rejected})
-        mlflow.log_metrics({**_prefixed("cv_", evaluation.cv_metrics),
-                            **_prefixed("test_", evaluation.test_metrics),
-                            "threshold": evaluation.threshold})
-        mlflow.set_tags({"data_sha256": file_sha256(Path(settings.data_path)),
-                         "data_path": str(settings.data_path), "package_version": __version__})
+        mlflow.log_params(
+            {
+                **evaluation.params,
+                "seed": settings.seed,
+                "objective": settings.objective.value,
+                "cv_folds": settings.cv_folds,
+                "test_size": settings.test_size,
+                "trials": settings.trials if study else 0,
+                "protected_policy": settings.protected_policy.value,
+                "cost_bad_accepted": costs.bad_accepted,
+                "cost_good_rejected": costs.good_rejected,
+            }
+        )
+        mlflow.log_metrics(
+            {
+                **_prefixed("cv_", evaluation.cv_metrics),
+                **_prefixed("test_", evaluation.test_metrics),
+                "threshold": evaluation.threshold,
+            }
+        )
+        mlflow.set_tags(
+            {
+                "data_sha256": file_sha256(Path(settings.data_path)),
+                "data_path": str(settings.data_path),
+                "package_version": __version__,
+            }
+        )
         mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
         if study is not None:
             mlflow.log_metric("study_best_value", float(study.best_value))
             mlflow.set_tag("study_name", study.study_name)
         with tempfile.TemporaryDirectory() as folder:
-            save_plots(split.y_test.to_numpy(), evaluation.probability, evaluation.threshold,
-                       feature_importances(evaluation.pipeline), Path(folder))
+            save_plots(
+                split.y_test.to_numpy(),
+                evaluation.probability,
+                evaluation.threshold,
+                feature_importances(evaluation.pipeline),
+                Path(folder),
+            )
             mlflow.log_artifacts(folder, "plots")
-        log_assessment(evaluation.responsible,
-                       model_metadata(settings, run.info.run_id, "(unregistered)", evaluation))
+        log_assessment(
+            evaluation.responsible,
+            model_metadata(settings, run.info.run_id, "(unregistered)", evaluation),
+        )
         example = split.x_train.head(3)
         info = mlflow.sklearn.log_model(
             evaluation.pipeline,
@@ -214,9 +253,14 @@ def register_version(settings: Settings, logged: LoggedRun, threshold: float) ->
     return version
 
 
-def gate_version(settings: Settings, run_id: str, version: str, split: Split,
-                 challenger_metrics: dict[str, float],
-                 limits_failed: list[str] | None = None) -> tuple[GateDecision, str]:
+def gate_version(
+    settings: Settings,
+    run_id: str,
+    version: str,
+    split: Split,
+    challenger_metrics: dict[str, float],
+    limits_failed: list[str] | None = None,
+) -> tuple[GateDecision, str]:
     """Compare the challenger with the champion on the same test split; move the alias if better.
 
     Returns:
@@ -233,8 +277,9 @@ def gate_version(settings: Settings, run_id: str, version: str, split: Split,
     return gate, str(champion.version if champion else version)
 
 
-def model_metadata(settings: Settings, run_id: str, version: str,
-                   evaluation: Evaluation) -> dict[str, Any]:
+def model_metadata(
+    settings: Settings, run_id: str, version: str, evaluation: Evaluation
+) -> dict[str, Any]:
     """What ``metadata.json`` of an exported model says about it."""
     costs = costs_of(settings)
     return {
@@ -257,8 +302,13 @@ def model_metadata(settings: Settings, run_id: str, version: str,
     }
 
 
-def export_version(settings: Settings, model_uri: str, metadata: dict[str, Any],
-                   promoted: bool, output: Path | None = None) -> list[Path]:
+def export_version(
+    settings: Settings,
+    model_uri: str,
+    metadata: dict[str, Any],
+    promoted: bool,
+    output: Path | None = None,
+) -> list[Path]:
     """Export to ``output`` (any run) and to ``settings.model_dir`` (champions only)."""
     exported: list[Path] = []
     if output is not None:
@@ -268,8 +318,9 @@ def export_version(settings: Settings, model_uri: str, metadata: dict[str, Any],
     return exported
 
 
-def train(settings: Settings, params: dict[str, Any] | None = None,
-          output: Path | None = None) -> TrainingResult:
+def train(
+    settings: Settings, params: dict[str, Any] | None = None, output: Path | None = None
+) -> TrainingResult:
     """Run one training run end to end.
 
     Args:
@@ -289,28 +340,46 @@ def train(settings: Settings, params: dict[str, Any] | None = None,
     logged = log_run(settings, evaluation, split, study)
     version = register_version(settings, logged, evaluation.threshold)
     gate, champion_number = gate_version(
-        settings, logged.run_id, version, split, evaluation.test_metrics,
-        evaluation.responsible.get("fairness", {}).get("limits_failed"))
+        settings,
+        logged.run_id,
+        version,
+        split,
+        evaluation.test_metrics,
+        evaluation.responsible.get("fairness", {}).get("limits_failed"),
+    )
     metadata = model_metadata(settings, logged.run_id, version, evaluation)
     exported = export_version(settings, logged.model_uri, metadata, gate.promote, output)
     return TrainingResult(
-        run_id=logged.run_id, model_uri=logged.model_uri,
-        model_name=settings.registered_model_name, version=version, params=params,
-        threshold=evaluation.threshold, test_metrics=evaluation.test_metrics,
-        cv_metrics=evaluation.cv_metrics, gate=gate, champion_version=champion_number,
-        exported_to=exported, seconds=time.perf_counter() - started,
+        run_id=logged.run_id,
+        model_uri=logged.model_uri,
+        model_name=settings.registered_model_name,
+        version=version,
+        params=params,
+        threshold=evaluation.threshold,
+        test_metrics=evaluation.test_metrics,
+        cv_metrics=evaluation.cv_metrics,
+        gate=gate,
+        champion_version=champion_number,
+        exported_to=exported,
+        seconds=time.perf_counter() - started,
     )
 
 
-def _gate(client: Any, settings: Settings, x_test: pd.DataFrame, y_test: pd.Series,
-          challenger_metrics: dict[str, float],
-          limits_failed: list[str] | None = None) -> GateDecision:
+def _gate(
+    client: Any,
+    settings: Settings,
+    x_test: pd.DataFrame,
+    y_test: pd.Series,
+    challenger_metrics: dict[str, float],
+    limits_failed: list[str] | None = None,
+) -> GateDecision:
     """Score the current champion on this run's test split and compare."""
     metric, higher_is_better = GATE_METRIC[settings.objective]
     current = champion_version(client, settings.registered_model_name, settings.champion_alias)
     if current is None:
-        return promotion_gate(metric, challenger_metrics[metric], None, higher_is_better,
-                              limits_failed)
+        return promotion_gate(
+            metric, challenger_metrics[metric], None, higher_is_better, limits_failed
+        )
     champion = mlflow.sklearn.load_model(
         f"models:/{settings.registered_model_name}@{settings.champion_alias}"
     )
@@ -319,8 +388,13 @@ def _gate(client: Any, settings: Settings, x_test: pd.DataFrame, y_test: pd.Seri
     champion_metrics = classification_metrics(
         y_test.to_numpy(), champion_probability, champion_threshold, costs_of(settings)
     )
-    return promotion_gate(metric, challenger_metrics[metric], champion_metrics[metric],
-                          higher_is_better, limits_failed)
+    return promotion_gate(
+        metric,
+        challenger_metrics[metric],
+        champion_metrics[metric],
+        higher_is_better,
+        limits_failed,
+    )
 
 
 def result_summary(result: TrainingResult) -> str:
@@ -330,13 +404,13 @@ def result_summary(result: TrainingResult) -> str:
         f"({result.seconds:.1f} s)",
         f"threshold {result.threshold:.4f}  params {json.dumps(result.params)}",
         "test:  " + "  ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items()),
-        "cv:    " + "  ".join(
+        "cv:    "
+        + "  ".join(
             f"{k[:-5]}={v:.4f}±{result.cv_metrics[k[:-5] + '_std']:.4f}"
-            for k, v in result.cv_metrics.items() if k.endswith("_mean")
+            for k, v in result.cv_metrics.items()
+            if k.endswith("_mean")
         ),
         f"gate:  {result.gate.reason}; champion is v{result.champion_version}",
     ]
     lines += [f"exported to {path}" for path in result.exported_to]
     return "\n".join(lines)
-
-

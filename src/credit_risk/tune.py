@@ -27,8 +27,9 @@ from credit_risk.model import CALIBRATION_KEY, DEFAULT_TRIAL, build_pipeline, su
 log = logging.getLogger(__name__)
 
 # Optuna 4.9 renamed RetryFailedTrialCallback (now a deprecated subclass) to this.
-RetryStaleTrial = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
-                          optuna.storages.RetryFailedTrialCallback)
+RetryStaleTrial = getattr(
+    optuna.storages, "RetryHeartbeatStaleTrialCallback", optuna.storages.RetryFailedTrialCallback
+)
 
 # Threshold used by the seed's recall objective.
 SEED_THRESHOLD = 0.5
@@ -56,13 +57,17 @@ def choose_threshold(
     return cost_optimal_threshold(y, probability, costs)[0]
 
 
-def objective_value(objective: Objective, y: np.ndarray, probability: np.ndarray,
-                    costs: CostMatrix) -> float:
+def objective_value(
+    objective: Objective, y: np.ndarray, probability: np.ndarray, costs: CostMatrix
+) -> float:
     """Score of out-of-fold predictions under an objective."""
     threshold = choose_threshold(objective, y, probability, costs)
     metrics = classification_metrics(y, probability, threshold, costs)
-    return {Objective.COST: metrics["cost"], Objective.RECALL: metrics["recall_bad"],
-            Objective.AUC: metrics["roc_auc"]}[objective]
+    return {
+        Objective.COST: metrics["cost"],
+        Objective.RECALL: metrics["recall_bad"],
+        Objective.AUC: metrics["roc_auc"],
+    }[objective]
 
 
 def direction(objective: Objective) -> Literal["minimize", "maximize"]:
@@ -151,7 +156,8 @@ def create_study(settings: Settings) -> optuna.Study:
         load_if_exists=settings.study_name is not None,
         direction=direction(settings.objective),
         sampler=optuna.samplers.TPESampler(
-            seed=settings.seed if settings.sampler_seed is None else settings.sampler_seed),
+            seed=settings.seed if settings.sampler_seed is None else settings.sampler_seed
+        ),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
     )
 
@@ -169,8 +175,9 @@ def finished_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def tune(x: pd.DataFrame, y: pd.Series, settings: Settings,
-         study: optuna.Study | None = None) -> optuna.Study:
+def tune(
+    x: pd.DataFrame, y: pd.Series, settings: Settings, study: optuna.Study | None = None
+) -> optuna.Study:
     """Run the search until the study has ``settings.trials`` finished trials.
 
     Args:
@@ -197,8 +204,9 @@ def tune(x: pd.DataFrame, y: pd.Series, settings: Settings,
 
     remaining = settings.trials - finished_trials(study)
     if remaining <= 0:
-        log.info("study %s already has %d finished trials", study.study_name,
-                 finished_trials(study))
+        log.info(
+            "study %s already has %d finished trials", study.study_name, finished_trials(study)
+        )
         return study
     if not study.trials:
         study.enqueue_trial(DEFAULT_TRIAL)

@@ -24,13 +24,18 @@ def test_monitor_flow_retrains_only_on_drift(
         seen["since"] = since
         return monitoring.DriftResult(
             table=pd.DataFrame({"attribute": ["score"], "psi": [0.4 if drift else 0.01]}),
-            drift=drift, reasons=["score: PSI 0.40 >= 0.25"] if drift else [],
-            reference_rows=200, current_rows=300, report_path=tmp_path / "drift.html")
+            drift=drift,
+            reasons=["score: PSI 0.40 >= 0.25"] if drift else [],
+            reference_rows=200,
+            current_rows=300,
+            report_path=tmp_path / "drift.html",
+        )
 
     retrained: list[Any] = []
     monkeypatch.setattr(monitoring, "monitor", fake_monitor)
-    monkeypatch.setattr(flows, "training_flow",
-                        lambda s: retrained.append(s) or {"model_version": "2"})
+    monkeypatch.setattr(
+        flows, "training_flow", lambda s: retrained.append(s) or {"model_version": "2"}
+    )
 
     result = flows.monitor_flow(settings, since="7d")
 
