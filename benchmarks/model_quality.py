@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=15, help="inner Optuna trials per fold")
-    parser.add_argument("--recipes", default="seed,logistic,tuned")
+    parser.add_argument("--recipes", default="seed,logistic,defaults,tuned")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     started = time.perf_counter()

@@ -105,8 +105,8 @@ def evaluate(
     folds: Annotated[int, typer.Option("--folds", min=2)] = 5,
     trials: Annotated[int, typer.Option("--trials", help="Inner Optuna trials per fold.")] = 15,
     seed: SeedOption = None,
-    recipes: Annotated[str, typer.Option(help="Comma-separated: seed,logistic,tuned.")] = (
-        "seed,logistic,tuned"
+    recipes: Annotated[str, typer.Option(help="Comma-separated: seed,logistic,defaults,tuned.")] = (
+        "seed,logistic,defaults,tuned"
     ),
 ) -> None:
     """Repeated stratified CV report of the model recipes (tuning nested in each fold)."""
