@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import HTMLResponse
 
 from credit_risk import schema
 from credit_risk.api.deps import LoadedScorer, State
@@ -40,22 +39,6 @@ async def get_model(scorer: LoadedScorer) -> dict[str, Any]:
         "fast_path": scorer.fast is not None,
         "source": meta.get("source", "exported folder"),
     }
-
-
-@router.get(
-    "/model/card",
-    summary="The served model's card (HTML, or Markdown with ?format=markdown)",
-    response_class=HTMLResponse,
-    responses={200: {"content": {"text/markdown": {}}}, 503: {"model": ErrorResponse}},
-)
-async def get_model_card(
-    scorer: LoadedScorer, format: Literal["html", "markdown"] = "html"
-) -> Response:
-    from credit_risk.card import card_html, card_markdown
-
-    if format == "markdown":
-        return Response(card_markdown(scorer.metadata), media_type="text/markdown")
-    return HTMLResponse(card_html(scorer.metadata))
 
 
 @router.get(
