@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from credit_risk.config import Objective, ProtectedPolicy, get_settings
+from credit_risk.config import Objective, ProtectedPolicy, Settings, get_settings
 
 app = typer.Typer(
     help="Cost-aware credit-risk scoring (Statlog German Credit).",
@@ -23,6 +23,29 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("credit_risk").setLevel(logging.INFO)
+
+
+def _run_settings(
+    data: Path | None,
+    trials: int | None,
+    objective: Objective | None,
+    seed: int | None,
+    storage: str | None,
+    study_name: str | None,
+    protected: ProtectedPolicy | None,
+    **extra: object,
+) -> Settings:
+    """Settings for a training or tuning command: its shared flags over the environment."""
+    return get_settings(
+        data_path=data,
+        trials=trials,
+        objective=objective,
+        seed=seed,
+        storage=storage,
+        study_name=study_name,
+        protected_policy=protected,
+        **extra,
+    )
 
 
 DataOption = Annotated[Path | None, typer.Option("--data", help="UCI-format or CSV file.")]
@@ -56,15 +79,7 @@ def train(
     from credit_risk.train import train as run_training
 
     _logging(verbose)
-    settings = get_settings(
-        data_path=data,
-        trials=trials,
-        objective=objective,
-        seed=seed,
-        storage=storage,
-        study_name=study_name,
-        protected_policy=protected,
-    )
+    settings = _run_settings(data, trials, objective, seed, storage, study_name, protected)
     result = run_training(settings, output=output)
     typer.echo(result_summary(result))
     typer.echo(
@@ -180,15 +195,8 @@ def tune(
     from credit_risk.tune import tune as run_tuning
 
     _logging(verbose)
-    settings = get_settings(
-        data_path=data,
-        trials=trials,
-        objective=objective,
-        seed=seed,
-        storage=storage,
-        study_name=study_name,
-        protected_policy=protected,
-        n_jobs=n_jobs,
+    settings = _run_settings(
+        data, trials, objective, seed, storage, study_name, protected, n_jobs=n_jobs
     )
     if settings.storage and sampler_seed is None:
         # Workers sharing a study must not draw the same random start-up points.
@@ -232,15 +240,7 @@ def flow_run(
     from credit_risk.flows import training_flow
 
     _logging(True)
-    settings = get_settings(
-        data_path=data,
-        trials=trials,
-        objective=objective,
-        seed=seed,
-        storage=storage,
-        study_name=study_name,
-        protected_policy=protected,
-    )
+    settings = _run_settings(data, trials, objective, seed, storage, study_name, protected)
     result = training_flow(settings, output=str(output) if output else None)
     typer.echo(json.dumps(result, indent=2, default=str))
 
