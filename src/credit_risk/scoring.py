@@ -190,14 +190,18 @@ class Scorer:
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> list[Decision]:
         """Decisions with structured reasons for validated applicants (dicts of codes/ints)."""
         probability, contributions = self.explain_records(records)
-        top = top_reasons(contributions) if contributions is not None else None
+        # Python lists, not numpy scalars: indexing arrays element by element in the loop
+        # below cost more than the model call itself for a request's handful of rows.
+        probabilities = probability.tolist()
+        top = top_reasons(contributions).tolist() if contributions is not None else None
+        shares = contributions.tolist() if contributions is not None else None
         threshold = self.threshold
         decisions = []
         for row, record in enumerate(records):
-            p = float(probability[row])
+            p = probabilities[row]
             rejected = p >= threshold
             reasons = []
-            if top is not None and contributions is not None:
+            if top is not None and shares is not None:
                 for k in top[row]:
                     if k < 0:
                         break
@@ -209,7 +213,7 @@ class Scorer:
                             attribute.description,
                             value,
                             attribute.label(value),
-                            float(contributions[row, k]),
+                            shares[row][k],
                         )
                     )
             decisions.append(

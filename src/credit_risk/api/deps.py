@@ -16,7 +16,7 @@ api_key_header = APIKeyHeader(
 )
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
@@ -24,7 +24,7 @@ def get_state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(get_state)]
 
 
-def get_scorer(state: State) -> Scorer:
+async def get_scorer(state: State) -> Scorer:
     if state.scorer is None:
         detail = state.load_error or "the model is still loading"
         raise HTTPException(status_code=503, detail=detail)
@@ -34,7 +34,7 @@ def get_scorer(state: State) -> Scorer:
 LoadedScorer = Annotated[Scorer, Depends(get_scorer)]
 
 
-def check_api_key(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
+async def check_api_key(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
     expected = state.settings.api_key
     if expected and not (key and secrets.compare_digest(key.encode(), expected.encode())):
         raise HTTPException(

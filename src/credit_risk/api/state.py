@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from credit_risk.api.coalesce import Coalescer
 from credit_risk.api.metrics import ServiceMetrics
 from credit_risk.config import Settings
 from credit_risk.decisions import DecisionLog
@@ -19,6 +20,10 @@ class ServiceState:
     load_error: str | None = None
     loading: bool = True
     extra: dict[str, object] = field(default_factory=dict)
+    coalescer: Coalescer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.coalescer = Coalescer(self.metrics)
 
 
 def load_scorer(settings: Settings) -> Scorer:

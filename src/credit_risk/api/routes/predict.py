@@ -2,14 +2,13 @@
 
 # No `from __future__ import annotations`: FastAPI must see the batch model built at runtime.
 
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
+from credit_risk.api.coalesce import DecisionLogUnavailable
 from credit_risk.api.deps import LoadedScorer, State, check_api_key
 from credit_risk.api.models import (
     Applicant,
@@ -20,7 +19,6 @@ from credit_risk.api.models import (
 )
 from credit_risk.api.responses import FastJSONResponse
 from credit_risk.api.state import ServiceState
-from credit_risk.decisions import decision_row
 from credit_risk.scoring import Scorer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -39,59 +37,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def score_and_log(
     state: ServiceState, scorer: Scorer, records: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Score validated applicants, commit their decisions to the log, return the payloads."""
-    decisions = scorer.score_records(records)
-    now = datetime.now(UTC)
-    version, threshold = scorer.version, scorer.threshold
-    payloads, rows = [], []
-    for record, decision in zip(records, decisions, strict=True):
-        request_id = uuid.uuid4().hex
-        reasons = [
-            {
-                "attribute": r.attribute,
-                "description": r.description,
-                "value": r.value,
-                "value_label": r.value_label,
-                "contribution": r.contribution,
-            }
-            for r in decision.reasons
-        ]
-        payloads.append(
-            {
-                "request_id": request_id,
-                "model_version": version,
-                "probability_bad": decision.probability_bad,
-                "risk_class": decision.risk_class,
-                "risk_label": decision.risk_label,
-                "decision": decision.decision,
-                "threshold": threshold,
-                "reasons": reasons,
-            }
-        )
-        rows.append(
-            decision_row(
-                request_id,
-                now,
-                version,
-                dict(record),
-                decision.probability_bad,
-                decision.risk_class,
-                decision.decision,
-                threshold,
-                reasons,
-            )
-        )
-    if state.decision_log is not None:
-        try:
-            await state.decision_log.write(rows)
-        except Exception as error:
-            # A decision that cannot be recorded is not given.
-            raise HTTPException(
-                status_code=503, detail=f"decision log unavailable: {error}"
-            ) from error
-    for payload in payloads:
-        state.metrics.decisions.labels(payload["decision"]).inc()
-    return payloads
+    """Score validated applicants, commit their decisions to the log, return the payloads.
+
+    Concurrent requests are scored and logged together (see :mod:`credit_risk.api.coalesce`).
+    """
+    try:
+        return await state.coalescer.submit(scorer, records, state.decision_log)
+    except DecisionLogUnavailable as error:
+        # A decision that cannot be recorded is not given.
+        raise HTTPException(status_code=503, detail=str(error)) from error
 
 
 def build_router(batch_model: type[BaseModel], require_key: bool) -> APIRouter:

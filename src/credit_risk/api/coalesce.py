@@ -1,0 +1,163 @@
+"""Score and log, together, the applicants of requests that arrive in the same event-loop turn.
+
+Under concurrent load, several ``/predict`` requests are parsed and validated in one turn of
+the event loop. Scoring each on its own pays the fast path's fixed cost (an ONNX Runtime call,
+calibration, ranking the reasons) and one decision-log hand-off per request; scoring them as
+one batch pays it once. A request never waits for company: the batch is flushed by a callback
+queued behind the requests already ready to run, so a lone request is scored at the end of
+the turn that received it. Every request still gets its answer only after its own decision
+rows are committed to the decision log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from credit_risk.api.metrics import ServiceMetrics
+from credit_risk.decisions import DecisionLog, decision_row
+from credit_risk.scoring import Scorer
+
+Payload = dict[str, Any]
+_Waiting = tuple[Sequence[dict[str, Any]], "asyncio.Future[list[Payload]]"]
+
+
+class DecisionLogUnavailable(RuntimeError):
+    """The decisions could not be committed to the log, so they must not be given."""
+
+
+def build_payloads(
+    scorer: Scorer, records: Sequence[dict[str, Any]]
+) -> tuple[list[Payload], list[dict[str, Any]]]:
+    """Score validated applicants; return the response payloads and the decision-log rows."""
+    decisions = scorer.score_records(records)
+    now = datetime.now(UTC)
+    version, threshold = scorer.version, scorer.threshold
+    payloads, rows = [], []
+    for record, decision in zip(records, decisions, strict=True):
+        request_id = uuid.uuid4().hex
+        reasons = [
+            {
+                "attribute": r.attribute,
+                "description": r.description,
+                "value": r.value,
+                "value_label": r.value_label,
+                "contribution": r.contribution,
+            }
+            for r in decision.reasons
+        ]
+        payloads.append(
+            {
+                "request_id": request_id,
+                "model_version": version,
+                "probability_bad": decision.probability_bad,
+                "risk_class": decision.risk_class,
+                "risk_label": decision.risk_label,
+                "decision": decision.decision,
+                "threshold": threshold,
+                "reasons": reasons,
+            }
+        )
+        rows.append(
+            decision_row(
+                request_id,
+                now,
+                version,
+                dict(record),
+                decision.probability_bad,
+                decision.risk_class,
+                decision.decision,
+                threshold,
+                reasons,
+            )
+        )
+    return payloads, rows
+
+
+class Coalescer:
+    """Collects the applicants of concurrent requests and scores and logs them as one batch.
+
+    Args:
+        metrics: the service's collectors (decisions by outcome).
+    """
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+        self._waiting: list[_Waiting] = []
+        self._scorer: Scorer | None = None
+        self._log: DecisionLog | None = None
+
+    async def submit(
+        self, scorer: Scorer, records: Sequence[dict[str, Any]], decision_log: DecisionLog | None
+    ) -> list[Payload]:
+        """Score ``records`` (with whatever else arrived in this turn), log them, answer.
+
+        Args:
+            scorer: the loaded model.
+            records: validated applicants.
+            decision_log: where the decisions are committed before they are answered (None:
+                not logged, for tests that run without a log).
+
+        Raises:
+            DecisionLogUnavailable: the decisions could not be committed.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Payload]] = loop.create_future()
+        if self._waiting and (scorer is not self._scorer or decision_log is not self._log):
+            self._flush()  # a reloaded model or log: never mix two in one batch
+        if not self._waiting:
+            self._scorer, self._log = scorer, decision_log
+            loop.call_soon(self._flush)
+        self._waiting.append((records, future))
+        return await future
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        scorer, self._scorer = self._scorer, None
+        decision_log, self._log = self._log, None
+        if not waiting or scorer is None:
+            return
+        records = [record for batch, _ in waiting for record in batch]
+        try:
+            payloads, rows = build_payloads(scorer, records)
+        except Exception as error:  # reported to every request of the batch
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        answers = []
+        start = 0
+        for batch, future in waiting:
+            answers.append((future, payloads[start : start + len(batch)]))
+            start += len(batch)
+        if decision_log is None:
+            self._answer(answers, None)
+            return
+        try:
+            committed = decision_log.submit(rows)
+        except Exception as error:
+            self._answer(answers, error)
+            return
+        committed.add_done_callback(
+            lambda done: self._answer(
+                answers, None if done.cancelled() else done.exception() or None
+            )
+        )
+
+    def _answer(
+        self,
+        answers: list[tuple[asyncio.Future[list[Payload]], list[Payload]]],
+        error: BaseException | None,
+    ) -> None:
+        for future, payloads in answers:
+            if future.done():  # the client went away
+                continue
+            if error is not None:
+                future.set_exception(DecisionLogUnavailable(f"decision log unavailable: {error}"))
+                continue
+            for payload in payloads:
+                self.metrics.decisions.labels(payload["decision"]).inc()
+            future.set_result(payloads)
