@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
-from sklearn.model_selection import train_test_split
 
 from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, TARGET, Kind
 
@@ -259,6 +258,8 @@ def split_dataset(
     Returns:
         ``x_train, x_test, y_train, y_test`` with fresh 0..n-1 indexes.
     """
+    from sklearn.model_selection import train_test_split
+
     if dataset.target is None:
         raise DataValidationError(f"the data has no {TARGET} column; training needs the class")
     x_train, x_test, y_train, y_test = train_test_split(

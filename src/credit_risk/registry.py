@@ -2,7 +2,9 @@
 
 The exported folder is self-contained: ``model/`` (an MLflow model in the sklearn flavour,
 serialised with skops, with the package's code bundled) and ``metadata.json`` (threshold,
-version, metrics...). Serving loads it without any MLflow server.
+version, metrics...) and, once verified, ``fastpath/`` (the compiled fast path, see
+:mod:`credit_risk.fastpath`). Serving loads it without any MLflow server, and without MLflow at
+all when the fast-path cache is intact; MLflow is imported only by the functions that use it.
 """
 
 from __future__ import annotations
@@ -14,15 +16,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import mlflow
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
-from credit_risk.config import Settings
+    from credit_risk.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     With a database or file store, artifacts go to ``settings.artifact_location``; with a
     tracking server the server decides.
     """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
     mlflow.set_tracking_uri(settings.tracking_uri)
     client = MlflowClient(settings.tracking_uri)
     experiment = client.get_experiment_by_name(settings.experiment_name)
@@ -57,6 +62,8 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
 
 def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version holding the alias, or None when there is no champion yet."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -103,14 +110,18 @@ def export_model(model_uri: str, metadata: dict[str, Any], folder: Path) -> Path
     """Copy a logged model and its metadata into a self-contained folder, atomically.
 
     The new folder is assembled beside the target and swapped in, so a reader never sees a
-    half-written model.
+    half-written model. Its fast path is compiled and verified there first (see
+    :func:`compile_fast_path`), so the first load of the new model is already the light one.
     """
+    import mlflow
+
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(staging / "dl"))
     (staging / "dl").rename(staging / MODEL_SUBDIR)
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    compile_fast_path(staging)
     old = folder.with_name(f".{folder.name}-old")
     if old.exists():
         shutil.rmtree(old)
@@ -133,8 +144,27 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def compile_fast_path(folder: Path) -> bool:
+    """Compile, verify and cache the fast path of an exported folder (in ``folder/fastpath``).
+
+    Returns:
+        Whether it compiled and passed verification; if not, serving falls back to the pipeline.
+    """
+    from credit_risk.fastpath import FASTPATH_DIR, FastPathUnavailable, load_or_build
+
+    pipeline, metadata = load_exported(folder)
+    try:
+        load_or_build(pipeline, metadata, Path(folder) / FASTPATH_DIR)
+    except FastPathUnavailable as error:
+        log.warning("no fast path for %s: %s", folder, error)
+        return False
+    return True
+
+
 def load_exported(folder: Path) -> tuple[Any, dict[str, Any]]:
     """Load an exported model folder: the fitted pipeline and its metadata."""
+    import mlflow.sklearn
+
     metadata = read_metadata(folder)
     pipeline = mlflow.sklearn.load_model(str(Path(folder) / MODEL_SUBDIR))
     return pipeline, metadata
@@ -150,6 +180,10 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
         The fitted pipeline and metadata shaped like an exported folder's ``metadata.json``.
     """
     from datetime import UTC, datetime
+
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)

@@ -3,7 +3,9 @@
 A :class:`Scorer` holds the fitted pipeline (the one artifact), its metadata (threshold, version,
 metrics) and the compiled fast path generated from it (:mod:`credit_risk.fastpath`). Scoring
 uses the fast path; when a pipeline cannot be compiled, it falls back to scikit-learn with the
-same decisions and reasons, only slower.
+same decisions and reasons, only slower. An exported folder whose verified fast-path cache is
+intact is loaded from the cache alone (no MLflow, no scikit-learn); the pipeline is then read
+only if something asks for it.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from credit_risk.data import iter_applicants
 from credit_risk.fastpath import (
     FASTPATH_DIR,
     FastPath,
     FastPathUnavailable,
+    load_cached,
     load_or_build,
     reference_contributions,
 )
-from credit_risk.registry import load_exported
 from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, GOOD
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,34 @@ def top_reasons(contributions: np.ndarray, limit: int = MAX_REASONS) -> np.ndarr
     return np.where(pushed_up, order, -1)
 
 
-@dataclass
 class Scorer:
-    """A loaded model with its threshold, metadata and compiled fast path."""
+    """A loaded model with its threshold, metadata and compiled fast path.
 
-    pipeline: Any
-    metadata: dict[str, Any]
-    fast: FastPath | None = None
+    Args:
+        pipeline: the fitted pipeline, or None to load it on first use with ``load_pipeline``.
+        metadata: the model's metadata (threshold, version, metrics).
+        fast: the compiled fast path, or None to score with scikit-learn.
+        load_pipeline: reads the fitted pipeline when it was not loaded up front.
+    """
+
+    def __init__(
+        self,
+        pipeline: Any,
+        metadata: dict[str, Any],
+        fast: FastPath | None = None,
+        load_pipeline: Callable[[], Any] | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self._load_pipeline = load_pipeline
+        self.metadata = metadata
+        self.fast = fast
+
+    @property
+    def pipeline(self) -> Any:
+        """The fitted pipeline (read from the model folder on first use after a light load)."""
+        if self._pipeline is None and self._load_pipeline is not None:
+            self._pipeline = self._load_pipeline()
+        return self._pipeline
 
     @property
     def threshold(self) -> float:
@@ -119,13 +141,32 @@ class Scorer:
         return cls(pipeline=pipeline, metadata=metadata, fast=fast)
 
     @classmethod
-    def from_folder(cls, folder: Path, compile_fast: bool = True) -> Scorer:
+    def from_folder(cls, folder: Path, compile_fast: bool = True, batch: bool = False) -> Scorer:
         """Load an exported model folder (see :func:`credit_risk.registry.export_model`).
 
-        The compiled fast path is cached in ``folder/fastpath`` when the folder is writable.
+        With a verified, intact fast-path cache in ``folder/fastpath`` (written at export or by
+        an earlier load) only the cache is read: no MLflow, no scikit-learn, no pipeline. Else
+        the pipeline is loaded, compiled, verified and the cache (re)written when the folder is
+        writable.
+
+        Args:
+            folder: the exported model folder.
+            compile_fast: use the compiled fast path (False: scikit-learn only).
+            batch: scoring files only: skip creating the per-request ONNX session up front.
         """
+        from credit_risk.registry import load_exported, read_metadata
+
+        folder = Path(folder)
+        if compile_fast:
+            metadata = read_metadata(folder)
+            fast = load_cached(folder / FASTPATH_DIR, metadata)
+            if fast is not None:
+                if not batch:
+                    fast.session  # noqa: B018  (created now, not on the first request)
+                log.info("fast path loaded from the verified cache in %s", folder / FASTPATH_DIR)
+                return cls(None, metadata, fast, load_pipeline=lambda: load_exported(folder)[0])
         pipeline, metadata = load_exported(folder)
-        return cls.from_pipeline(pipeline, metadata, Path(folder) / FASTPATH_DIR, compile_fast)
+        return cls.from_pipeline(pipeline, metadata, folder / FASTPATH_DIR, compile_fast)
 
     @classmethod
     def from_uri(cls, model_uri: str, tracking_uri: str) -> Scorer:
@@ -137,10 +178,17 @@ class Scorer:
 
     # -- probabilities and contributions ------------------------------------------------------
 
-    def explain_frame(self, applicants: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probability of bad and attribute contributions (None if unexplainable)."""
+    def explain_frame(
+        self, applicants: pd.DataFrame, engine: str = "auto"
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probability of bad and attribute contributions (None if unexplainable).
+
+        Args:
+            applicants: validated applicants.
+            engine: the fast path's engine (see :meth:`credit_risk.fastpath.FastPath.run_raw`).
+        """
         if self.fast is not None:
-            return self.fast.run_frame(applicants)
+            return self.fast.run_frame(applicants, engine)
         probability = self.pipeline.predict_proba(applicants)[:, 1]
         try:
             return probability, reference_contributions(self.pipeline, applicants)
@@ -173,13 +221,15 @@ class Scorer:
             }
         )
 
-    def score(self, applicants: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
+    def score(
+        self, applicants: pd.DataFrame, reasons: bool = True, engine: str = "auto"
+    ) -> pd.DataFrame:
         """Probability, class, decision and (optionally) reason columns for each applicant.
 
         The reason columns ``reason_1`` .. ``reason_4`` hold "description: value label" texts
         of the attributes that pushed the risk up most, empty where fewer did.
         """
-        probability, contributions = self.explain_frame(applicants)
+        probability, contributions = self.explain_frame(applicants, engine)
         scored = self.decide(probability)
         if reasons:
             texts = reason_texts(applicants, contributions)
@@ -286,7 +336,7 @@ def predict_file(
     """Score a UCI or CSV file in chunks and write a CSV, in constant memory.
 
     The next chunk is read and validated in a background thread while the current one is
-    scored (ONNX Runtime releases the GIL), so reading and scoring overlap.
+    scored (the batch engine releases the GIL), so reading and scoring overlap.
 
     Args:
         scorer: the loaded model.
@@ -300,6 +350,8 @@ def predict_file(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from credit_risk.data import iter_applicants
+
     written = 0
     output_path.parent.mkdir(parents=True, exist_ok=True)
     chunks = iter_applicants(input_path, chunk_rows)
@@ -311,7 +363,7 @@ def predict_file(
         number = 0
         while (chunk := pending.result()) is not None:
             pending = reader.submit(next, chunks, None)
-            scored = scorer.score(chunk.features)
+            scored = scorer.score(chunk.features, engine="trees")
             _write_csv(handle, scored, header=number == 0)
             written += len(scored)
             number += 1
