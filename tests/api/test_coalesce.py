@@ -149,3 +149,23 @@ def test_decision_log_checkpoints_wal_in_background(tmp_path: Path) -> None:
     assert path.stat().st_size > empty
     log.close()
     assert count_rows(make_engine(f"sqlite:///{path}")) == 300
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-thread"])
+def test_decision_log_rows_committed_when_write_returns(inline: bool, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    log = DecisionLog(url, inline=inline)
+    log.start()
+    reader = make_engine(url)
+
+    async def write_and_count() -> list[int]:
+        seen = []
+        for i in range(20):
+            row = decision_row(str(i), datetime.now(UTC), "1", APPLICANT, 0.5, 2, "reject", 0.3, [])
+            await log.write([row])
+            seen.append(count_rows(reader))  # another connection sees it: committed
+        return seen
+
+    assert asyncio.run(write_and_count()) == list(range(1, 21))
+    log.close()
+    reader.dispose()
