@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +158,8 @@ def test_skewed_encoder_disables_fast_path(
 ) -> None:
     original = fastpath._derived_row
 
-    def skewed(record: Any) -> dict[str, Any]:
-        return {**original(record), "monthly_installment": 0.0}
+    def skewed(record: Any, derivation: Any) -> dict[str, Any]:
+        return {**original(record, derivation), "monthly_installment": 0.0}
 
     monkeypatch.setattr(fastpath, "_derived_row", skewed)
     from credit_risk.registry import load_exported
@@ -230,3 +234,98 @@ def test_batch_engine_matches_pipeline_and_onnx(scorer: Scorer, applicants: pd.D
     assert np.max(np.abs(trees - expected)) <= 1e-5
     assert np.array_equal(trees >= scorer.threshold, expected >= scorer.threshold)
     assert np.max(np.abs(by_trees - by_onnx)) <= 1e-5
+
+
+def test_batch_engine_numpy_fallback_gives_the_same_sums(
+    scorer: Scorer, applicants: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert scorer.fast is not None
+    encoded = scorer.fast.encoder.encode_frame(applicants)
+    compiled = scorer.fast.forest.run(encoded, threads=2)
+    monkeypatch.setattr(fastpath, "_kernel", lambda: fastpath._accumulate_numpy)
+    assert np.array_equal(scorer.fast.forest.run(encoded, threads=1), compiled)
+
+
+def _copy_model(model_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    return folder
+
+
+def test_load_light_matches_full_load_on_all_rows(
+    model_dir: Path, applicants: pd.DataFrame
+) -> None:
+    from credit_risk.registry import load_exported
+
+    light = Scorer.from_folder(model_dir)
+    assert light.fast is not None and light.fast.pipeline is None  # served from the cache
+    pipeline, metadata = load_exported(model_dir)
+    full = Scorer.from_pipeline(pipeline, metadata, cache_dir=None)
+    assert full.fast is not None
+    expected = pipeline.predict_proba(applicants)[:, 1]
+    for engine in ("onnx", "trees"):
+        ours = light.score(applicants, engine=engine)
+        pd.testing.assert_frame_equal(ours, full.score(applicants, engine=engine))
+        assert np.max(np.abs(ours["probability_bad"] - expected)) <= 1e-5
+        assert (
+            ours["decision"] == np.where(expected >= light.threshold, "reject", "approve")
+        ).all()
+    records = applicants.head(50).to_dict("records")
+    assert light.score_records(records) == full.score_records(records)
+    # The pipeline is still there for whoever asks (read from the folder on first use).
+    assert light.pipeline is not None
+
+
+@pytest.mark.parametrize("tamper", ["trees", "graph", "manifest", "model"])
+def test_load_refuses_tampered_or_stale_cache(
+    tamper: str, model_dir: Path, tmp_path: Path, applicants: pd.DataFrame
+) -> None:
+    folder = _copy_model(model_dir, tmp_path)
+    cache = folder / fastpath.FASTPATH_DIR
+    if tamper == "trees":  # one leaf's targets edited
+        saved = dict(np.load(cache / fastpath.TREES_FILE))
+        saved["values"][0, 0] += 0.5
+        np.savez(cache / fastpath.TREES_FILE, **saved)
+    elif tamper == "graph":
+        (cache / fastpath.GRAPH_FILE).write_bytes(
+            b"\0" + (cache / fastpath.GRAPH_FILE).read_bytes()
+        )
+    elif tamper == "manifest":  # a cache verified with other code
+        meta = json.loads((cache / fastpath.META_FILE).read_text())
+        meta["code"] = "0" * 16
+        (cache / fastpath.META_FILE).write_text(json.dumps(meta))
+    else:  # the folder now holds another model version than the cache was built for
+        metadata = json.loads((folder / "metadata.json").read_text())
+        metadata["model_version"] = "999"
+        (folder / "metadata.json").write_text(json.dumps(metadata))
+    assert fastpath.load_cached(cache, json.loads((folder / "metadata.json").read_text())) is None
+    scorer = Scorer.from_folder(folder)
+    # Fell back to the pipeline: compiled and verified again, and the cache rewritten.
+    assert scorer.fast is not None and scorer.fast.pipeline is not None
+    expected = scorer.pipeline.predict_proba(applicants)[:, 1]
+    assert np.max(np.abs(scorer.score(applicants)["probability_bad"] - expected)) <= 1e-5
+    assert Scorer.from_folder(folder).fast.pipeline is None  # type: ignore[union-attr]
+
+
+def test_load_light_imports_no_mlflow_or_sklearn(model_dir: Path, tmp_path: Path) -> None:
+    script = f"""
+import sys
+from credit_risk.cli import app
+app(["predict", "--model", {str(model_dir)!r}, "--input", {str(DATA)!r},
+     "--output", {str(tmp_path / "out.csv")!r}, "--no-progress"], standalone_mode=False)
+heavy = ("mlflow", "sklearn", "skops", "imblearn")
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
+print("HEAVY", heavy)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 1000
+
+
+def test_export_writes_a_verified_cache(model_dir: Path) -> None:
+    meta = json.loads((model_dir / fastpath.FASTPATH_DIR / fastpath.META_FILE).read_text())
+    assert meta["verification"]["passed"] is True
+    assert meta["verification"]["max_abs_diff_probability"] <= fastpath.PARITY_TOLERANCE
+    assert set(meta["files"]) == {fastpath.GRAPH_FILE, fastpath.TREES_FILE}
