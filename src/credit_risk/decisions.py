@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 TABLE_NAME = "decisions"
 # Most rows one transaction takes from the queue; bounds a commit's latency under load.
 MAX_GROUP = 512
-# SQLite: WAL frames (pages, 4 KiB) beyond which the checkpoint thread briefly holds commits.
-MAX_WAL_FRAMES = 4096
+# SQLite: WAL frames (pages, 4 KiB) beyond which the checkpoint thread holds commits for one
+# complete checkpoint (an fsync: ~2-15 ms here), so the WAL can rewind. High enough that this
+# happens every several seconds at most under sustained load.
+MAX_WAL_FRAMES = 16384
 
 metadata = sa.MetaData()
 decisions_table = sa.Table(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from credit_risk.api.coalesce import Coalescer, DecisionLogUnavailable
+from credit_risk.api.coalesce import Coalescer, DecisionLogUnavailable, new_request_id
 from credit_risk.api.metrics import ServiceMetrics
 from credit_risk.decisions import (
     DecisionLog,
@@ -169,3 +169,12 @@ def test_decision_log_rows_committed_when_write_returns(inline: bool, tmp_path: 
     assert asyncio.run(write_and_count()) == list(range(1, 21))
     log.close()
     reader.dispose()
+
+
+def test_new_request_id_unique_and_time_ordered() -> None:
+    first = [new_request_id() for _ in range(1000)]
+    time.sleep(0.002)
+    later = new_request_id()
+    assert len(set(first)) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in first)
+    assert later > max(first)  # a later millisecond sorts after every earlier id

@@ -12,7 +12,8 @@ rows are committed to the decision log.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import os
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,16 @@ from credit_risk.scoring import Scorer
 
 Payload = dict[str, Any]
 _Waiting = tuple[Sequence[dict[str, Any]], "asyncio.Future[list[Payload]]"]
+
+
+def new_request_id() -> str:
+    """A unique, time-ordered id: 48 bits of Unix milliseconds, then 80 random bits (32 hex).
+
+    The layout of UUIDv7 (RFC 9562) without its version bits. Ids that grow with time append
+    to the decision log's primary-key index instead of landing on a random page of it, which
+    halves what each commit writes; they also sort in the order decisions were made.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 class DecisionLogUnavailable(RuntimeError):
@@ -38,7 +49,7 @@ def build_payloads(
     version, threshold = scorer.version, scorer.threshold
     payloads, rows = [], []
     for record, decision in zip(records, decisions, strict=True):
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         reasons = [
             {
                 "attribute": r.attribute,
