@@ -93,7 +93,9 @@ def predict(
     input: Annotated[Path, typer.Option("--input", help="UCI-format or CSV file.")],
     output: Annotated[Path, typer.Option("--output", help="CSV to write.")],
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
-    chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1)] = 100_000,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (memory grows with it).")
+    ] = 50_000,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Score a file of applicants, streaming, into a CSV (probability, class, decision)."""
@@ -103,7 +105,8 @@ def predict(
     from credit_risk.scoring import Scorer, predict_file
 
     folder = model or get_settings().model_dir
-    scorer = Scorer.from_folder(folder)
+    # Light load from the verified fast-path cache when intact (no MLflow, no scikit-learn).
+    scorer = Scorer.from_folder(folder, batch=True)
     with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
         try:
             rows = predict_file(scorer, input, output, chunk_rows, progress=bar.update)

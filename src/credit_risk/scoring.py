@@ -10,7 +10,6 @@ only if something asks for it.
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -278,52 +277,49 @@ class Scorer:
         return decisions
 
 
-def reason_texts(applicants: pd.DataFrame, contributions: np.ndarray | None) -> list[np.ndarray]:
+def reason_texts(
+    applicants: pd.DataFrame, contributions: np.ndarray | None
+) -> list[pd.Categorical]:
     """The ``reason_1`` .. ``reason_4`` text columns, vectorised per attribute.
 
+    Each text is built once per distinct (attribute, value) chosen in the chunk; the columns
+    are categoricals over those texts (written to CSV as Arrow dictionaries, no string per row).
+
     Returns:
-        Four object arrays of "description: value label" (empty string where no reason).
+        Four categoricals of "description: value label" (empty string where no reason).
     """
-    n = len(applicants)
-    columns = [np.full(n, "", dtype=object) for _ in range(MAX_REASONS)]
-    if contributions is None:
-        return columns
-    top = top_reasons(contributions)
+    top = top_reasons(contributions) if contributions is not None else None
+    texts: dict[str, int] = {"": 0}
+    chosen = np.zeros((len(applicants), MAX_REASONS), dtype=np.int64)
     for k, attribute in enumerate(ATTRIBUTES):
-        hits = top == k
-        if not hits.any():
+        if top is None:
+            break
+        rows, slots = np.nonzero(top == k)
+        if not len(rows):
             continue
-        rows = np.flatnonzero(hits.any(axis=1))
-        values = applicants[attribute.name].to_numpy()[rows]
-        # One text per distinct value (codes, or the few integers), then spread to rows.
-        inverse, distinct = pd.factorize(values)
-        labels = np.asarray(
-            [f"{attribute.description}: {attribute.label(v)}" for v in distinct], dtype=object
-        )
-        texts = labels[inverse]
-        positions = hits[rows]
-        for slot in range(MAX_REASONS):
-            chosen = positions[:, slot]
-            columns[slot][rows[chosen]] = texts[chosen]
-    return columns
+        # Codes or integers, factorised in C (Arrow's dictionary encoding for text columns).
+        codes, distinct = pd.factorize(applicants[attribute.name])
+        picked = codes[rows]
+        used = np.unique(picked)
+        lookup = np.zeros(len(distinct), dtype=np.int64)
+        for code in used.tolist():
+            text = f"{attribute.description}: {attribute.label(distinct[code])}"
+            lookup[code] = texts.setdefault(text, len(texts))
+        chosen[rows, slots] = lookup[picked]
+    categories = pd.Index(list(texts), dtype=object)
+    return [
+        pd.Categorical.from_codes(chosen[:, slot], categories=categories)
+        for slot in range(MAX_REASONS)
+    ]
 
 
-def _write_csv(handle: Any, scored: pd.DataFrame, header: bool) -> None:
-    """Append scored rows as CSV (pyarrow's multi-threaded writer when available)."""
-    try:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-    except ImportError:  # pandas writes the same columns, only slower
-        scored.to_csv(
-            handle, header=header, index=False, float_format="%.6f", quoting=csv.QUOTE_MINIMAL
-        )
-        return
+def _write_csv(sink: Any, scored: pd.DataFrame, header: bool) -> None:
+    """Append scored rows as CSV to a binary sink (Arrow's writer, straight to the file)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     table = pa.Table.from_pandas(scored, preserve_index=False)
-    buffer = pa.BufferOutputStream()
-    pacsv.write_csv(
-        table, buffer, pacsv.WriteOptions(include_header=header, quoting_style="needed")
-    )
-    handle.write(buffer.getvalue().to_pybytes().decode("utf-8"))
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=header, quoting_style="needed"))
 
 
 def predict_file(
@@ -350,13 +346,15 @@ def predict_file(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    import pyarrow as pa
+
     from credit_risk.data import iter_applicants
 
     written = 0
     output_path.parent.mkdir(parents=True, exist_ok=True)
     chunks = iter_applicants(input_path, chunk_rows)
     with (
-        output_path.open("w", newline="", encoding="utf-8") as handle,
+        pa.OSFile(str(output_path), "wb") as sink,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader,
     ):
         pending = reader.submit(next, chunks, None)
@@ -364,7 +362,7 @@ def predict_file(
         while (chunk := pending.result()) is not None:
             pending = reader.submit(next, chunks, None)
             scored = scorer.score(chunk.features, engine="trees")
-            _write_csv(handle, scored, header=number == 0)
+            _write_csv(sink, scored, header=number == 0)
             written += len(scored)
             number += 1
             if progress is not None:
