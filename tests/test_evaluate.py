@@ -3,6 +3,7 @@ import pytest
 
 from credit_risk.evaluate import (
     CostMatrix,
+    bayes_threshold,
     classification_metrics,
     confusion,
     cost_optimal_threshold,
@@ -66,3 +67,24 @@ def test_metrics_and_confusion_agree() -> None:
         "bad_accepted": 1,
         "bad_rejected": 1,
     }
+
+
+def test_bayes_threshold_is_one_sixth_for_the_german_matrix() -> None:
+    assert bayes_threshold(COSTS) == pytest.approx(1 / 6)
+    assert bayes_threshold(CostMatrix(bad_accepted=1, good_rejected=1)) == pytest.approx(0.5)
+
+
+def test_bayes_threshold_minimises_cost_when_probabilities_are_calibrated() -> None:
+    # Labels drawn from their own probabilities: 1/6 costs what the in-sample optimum costs.
+    rng = np.random.default_rng(0)
+    p = rng.random(200_000)
+    y = (rng.random(p.size) < p).astype(int)
+    at_bayes = expected_cost(y, p >= bayes_threshold(COSTS), COSTS)
+    threshold, best = cost_optimal_threshold(y, p, COSTS)
+    assert threshold == pytest.approx(1 / 6, abs=0.02)  # the cost curve is flat there
+    assert at_bayes == pytest.approx(best, abs=1e-3)
+
+
+def test_bayes_threshold_needs_a_positive_cost() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        bayes_threshold(CostMatrix(bad_accepted=0, good_rejected=0))

@@ -24,6 +24,20 @@ class Objective(StrEnum):
     AUC = "auc"
 
 
+class ThresholdRule(StrEnum):
+    """How the cost and AUC objectives set the decision threshold on calibrated probabilities.
+
+    ``bayes``: reject when the probability of bad is at least
+    ``cost_good_rejected / (cost_good_rejected + cost_bad_accepted)`` (1/6 for german.doc's
+    5:1 matrix), the decision that minimises the expected cost when the probability is
+    calibrated. ``cross_validated``: the threshold that minimised the cost on the training
+    split's out-of-fold predictions (noisier: on 800 rows it moves with a handful of applicants).
+    """
+
+    BAYES = "bayes"
+    CROSS_VALIDATED = "cross_validated"
+
+
 class ProtectedPolicy(StrEnum):
     """Whether protected attributes (sex/marital status, age, foreign worker) are model inputs."""
 
@@ -58,6 +72,8 @@ class Settings(BaseSettings):
     cv_folds: int = Field(5, ge=2)
     trials: int = Field(15, ge=0)  # the quality benchmark measures 15 (README)
     objective: Objective = Objective.COST
+    # Measured in README ("Model quality"); the recall objective keeps the seed's 0.5 either way.
+    threshold_rule: ThresholdRule = ThresholdRule.BAYES
     protected_policy: ProtectedPolicy = ProtectedPolicy.INCLUDE
     # Cost matrix from german.doc: a bad applicant accepted costs 5, a good one rejected 1.
     cost_bad_accepted: float = Field(5.0, ge=0)
@@ -68,6 +84,12 @@ class Settings(BaseSettings):
     study_name: str | None = None
     timeout_seconds: float | None = None
     n_jobs: int = Field(-1, description="Cores for the forest (-1 = all).")
+    # Trees are a budget, not a hyperparameter: more only lower the variance of the forest's
+    # scores (ROC AUC +0.004 from 100 to 500 trees in README's protocol). Trials rank the other
+    # hyperparameters with fewer trees, which keeps the search fast; the fitted model uses
+    # ``n_estimators`` unless fixed parameters say otherwise.
+    n_estimators: int = Field(500, ge=1)
+    search_n_estimators: int = Field(200, ge=1)
 
     # MLflow: MLFLOW_TRACKING_URI (the standard variable) overrides the default.
     tracking_uri: str = Field(

@@ -44,9 +44,9 @@ SEED_PARAMS: dict[str, Any] = {}
 
 # imbalanced-learn's defaults expressed in the search space (max_features "sqrt" of the ~75
 # encoded columns is ~0.115; depth 32 is unbounded for 800 rows): the search starts here, so
-# it only moves away from the defaults when cross-validation says so.
+# it only moves away from the defaults when cross-validation says so. The number of trees is
+# not searched (``Settings.n_estimators``, ``Settings.search_n_estimators``).
 DEFAULT_TRIAL: dict[str, Any] = {
-    "n_estimators": 100,
     "max_depth": 32,
     "min_samples_leaf": 1,
     "max_features": 0.115,
@@ -157,10 +157,11 @@ def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
     """The search space over BalancedRandomForestClassifier's hyperparameters.
 
     Centred on the library's defaults (deep trees, small leaves, few features per split),
-    which measure well on this data; :data:`DEFAULT_TRIAL` is the search's first trial.
+    which measure well on this data; :data:`DEFAULT_TRIAL` is the search's first trial. The
+    number of trees is left out: more trees only lower the variance, so a search would pick
+    it by noise; the caller sets it (``Settings.n_estimators``, ``search_n_estimators``).
     """
     params: dict[str, Any] = {
-        "n_estimators": trial.suggest_int("n_estimators", 100, 500, step=50),
         "max_depth": trial.suggest_int("max_depth", 4, 32, log=True),
         "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 12),
         "max_features": trial.suggest_float("max_features", 0.05, 0.6, log=True),

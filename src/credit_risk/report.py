@@ -1,8 +1,9 @@
 """Honest model-quality protocol: repeated stratified k-fold CV with nested tuning.
 
-Each recipe is fitted on the outer training fold only; its threshold (and, for the tuned
-recipe, its hyperparameters) are chosen on inner cross-validation of that training fold, so
-nothing ever sees the outer test fold before it is scored.
+Each recipe is fitted on the outer training fold only; its hyperparameters (tuned recipe) are
+chosen on inner cross-validation of that training fold, and its threshold either there too
+or, under the Bayes rule, from the cost matrix alone, so nothing ever sees the outer test fold
+before it is scored.
 """
 
 from __future__ import annotations
@@ -15,21 +16,34 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
-from credit_risk.config import ProtectedPolicy, Settings
-from credit_risk.evaluate import classification_metrics, cost_optimal_threshold, summarise
+from credit_risk.config import ProtectedPolicy, Settings, ThresholdRule
+from credit_risk.evaluate import (
+    bayes_threshold,
+    classification_metrics,
+    cost_optimal_threshold,
+    summarise,
+)
 from credit_risk.model import (
     CALIBRATION_FOLDS_KEY,
     CALIBRATION_KEY,
     build_logistic_pipeline,
     build_pipeline,
 )
-from credit_risk.tune import SEED_THRESHOLD, costs_of, cross_validate, tune
+from credit_risk.tune import (
+    SEED_THRESHOLD,
+    costs_of,
+    cross_validate,
+    fixed_threshold,
+    threshold_rule,
+    tune,
+)
 
 RECIPES: dict[str, str] = {
     "seed": "seed recipe: BalancedRandomForest, defaults, threshold 0.5",
     "logistic": "logistic regression, cost-optimal threshold (inner CV)",
-    "defaults": "BalancedRandomForest defaults, calibrated, cost-optimal threshold (inner CV)",
-    "tuned": "this project: Optuna-tuned BalancedRandomForest, chosen threshold (nested)",
+    "defaults": "BalancedRandomForest defaults, calibrated, {threshold}",
+    "tuned": "this project: Optuna-tuned BalancedRandomForest ({trees} trees), calibrated, "
+    "{threshold} (nested)",
 }
 REPORTED = ("roc_auc", "cost", "recall_bad", "accuracy")
 
@@ -69,16 +83,32 @@ def fit_recipe(
         inner = settings.model_copy(
             update={"trials": inner_trials, "n_jobs": 1, "storage": None, "study_name": None}
         )
-        best = tune(x, y, inner).best_params if recipe == "tuned" else {}
+        # The tuned recipe fits the settings' tree count; "defaults" keeps the library's 100.
+        best = (
+            {"n_estimators": settings.n_estimators, **tune(x, y, inner).best_params}
+            if recipe == "tuned"
+            else {}
+        )
         params = {
             CALIBRATION_KEY: settings.calibration,
             CALIBRATION_FOLDS_KEY: settings.calibration_folds,
             **best,
         }
-        threshold = cross_validate(params, x, y, inner).threshold
+        fixed = fixed_threshold(settings.objective, threshold_rule(inner, params), costs)
+        threshold = cross_validate(params, x, y, inner).threshold if fixed is None else fixed
         model = build_pipeline(params, settings.seed, drop, n_jobs=1)
         return model.fit(x, y_array), threshold
     raise ValueError(f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
+
+
+def describe(recipe: str, settings: Settings) -> str:
+    """The recipe's description, naming the settings' threshold rule and tree count."""
+    threshold = (
+        f"Bayes threshold {bayes_threshold(costs_of(settings)):.3f}"
+        if settings.threshold_rule is ThresholdRule.BAYES
+        else "cost-optimal threshold (inner CV)"
+    )
+    return RECIPES[recipe].format(threshold=threshold, trees=settings.n_estimators)
 
 
 def _outer_fold(
@@ -133,7 +163,9 @@ def repeated_cv_report(
             delayed(_outer_fold)(recipe, x, y, train_index, test_index, settings, inner_trials)
             for train_index, test_index in splits
         )
-        rows.append({"recipe": recipe, "description": RECIPES[recipe], **summarise(per_fold)})
+        rows.append(
+            {"recipe": recipe, "description": describe(recipe, settings), **summarise(per_fold)}
+        )
     return rows
 
 

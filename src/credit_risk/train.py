@@ -42,7 +42,7 @@ from credit_risk.registry import (
     export_model,
     promotion_gate,
 )
-from credit_risk.tune import costs_of, cross_validate, load_study, tune
+from credit_risk.tune import costs_of, cross_validate, load_study, threshold_rule, tune
 
 log = logging.getLogger(__name__)
 
@@ -139,20 +139,31 @@ def search_params(settings: Settings, split: Split) -> tuple[dict[str, Any], opt
         log.info("using the best of %d trials of study %s", len(study.trials), study.study_name)
     else:
         study = tune(split.x_train, split.y_train, settings)
-    params = dict(study.best_params)
+    # A study stored before the tree count left the search space may carry its own.
+    params = {"n_estimators": settings.n_estimators, **study.best_params}
     log.info("best CV %s=%.4f with %s", settings.objective.value, study.best_value, params)
     return params, study
 
 
-def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Evaluation:
-    """Choose the threshold on out-of-fold predictions, refit on the training split, test."""
-    costs = costs_of(settings)
-    drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
-    params = {
+def final_params(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` completed with the settings' tree count and calibration (``params`` win)."""
+    return {
+        "n_estimators": settings.n_estimators,
         "calibration": settings.calibration,
         "calibration_folds": settings.calibration_folds,
         **params,
     }
+
+
+def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Evaluation:
+    """Cross-validate on the training split (threshold, CV metrics), refit on it, test.
+
+    The threshold follows ``settings.threshold_rule`` (see :func:`credit_risk.tune.threshold_rule`);
+    either way the test split plays no part in it.
+    """
+    costs = costs_of(settings)
+    drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
+    params = final_params(settings, params)
     cv = cross_validate(params, split.x_train, split.y_train, settings)
     pipeline = build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
     pipeline.fit(split.x_train, split.y_train.to_numpy())
@@ -193,6 +204,7 @@ def log_run(
                 **evaluation.params,
                 "seed": settings.seed,
                 "objective": settings.objective.value,
+                "threshold_rule": threshold_rule(settings, evaluation.params).value,
                 "cv_folds": settings.cv_folds,
                 "test_size": settings.test_size,
                 "trials": settings.trials if study else 0,
@@ -289,6 +301,7 @@ def model_metadata(
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "objective": settings.objective.value,
         "threshold": evaluation.threshold,
+        "threshold_rule": threshold_rule(settings, evaluation.params).value,
         "cost_matrix": {"bad_accepted": costs.bad_accepted, "good_rejected": costs.good_rejected},
         "protected_policy": settings.protected_policy.value,
         "params": evaluation.params,

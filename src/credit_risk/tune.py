@@ -20,9 +20,20 @@ import optuna
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from credit_risk.config import Objective, ProtectedPolicy, Settings
-from credit_risk.evaluate import CostMatrix, classification_metrics, cost_optimal_threshold
-from credit_risk.model import CALIBRATION_KEY, DEFAULT_TRIAL, build_pipeline, suggest_params
+from credit_risk.config import Objective, ProtectedPolicy, Settings, ThresholdRule
+from credit_risk.evaluate import (
+    CostMatrix,
+    bayes_threshold,
+    classification_metrics,
+    cost_optimal_threshold,
+)
+from credit_risk.model import (
+    CALIBRATION_KEY,
+    DEFAULT_CALIBRATION,
+    DEFAULT_TRIAL,
+    build_pipeline,
+    suggest_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +59,46 @@ def costs_of(settings: Settings) -> CostMatrix:
     return CostMatrix(settings.cost_bad_accepted, settings.cost_good_rejected)
 
 
-def choose_threshold(
-    objective: Objective, y: np.ndarray, probability: np.ndarray, costs: CostMatrix
-) -> float:
-    """The recall objective keeps the seed's 0.5; the others use the cost-optimal threshold."""
+def threshold_rule(settings: Settings, params: dict[str, Any]) -> ThresholdRule:
+    """``settings.threshold_rule`` for calibrated pipelines; cross-validated otherwise.
+
+    The uncalibrated forest's scores overstate the bad rate (each tree trains on a balanced
+    sample), so the Bayes threshold only applies once a calibrator maps them to probabilities.
+    """
+    calibrated = str(params.get(CALIBRATION_KEY, DEFAULT_CALIBRATION)) != "none"
+    return settings.threshold_rule if calibrated else ThresholdRule.CROSS_VALIDATED
+
+
+def fixed_threshold(objective: Objective, rule: ThresholdRule, costs: CostMatrix) -> float | None:
+    """The threshold when it needs no predictions (recall: the seed's 0.5; the Bayes rule).
+
+    Returns:
+        The threshold, or None when it must be chosen on out-of-fold predictions.
+    """
     if objective is Objective.RECALL:
         return SEED_THRESHOLD
-    return cost_optimal_threshold(y, probability, costs)[0]
+    if rule is ThresholdRule.BAYES:
+        return bayes_threshold(costs)
+    return None
+
+
+def choose_threshold(
+    objective: Objective,
+    y: np.ndarray,
+    probability: np.ndarray,
+    costs: CostMatrix,
+    rule: ThresholdRule = ThresholdRule.CROSS_VALIDATED,
+) -> float:
+    """The recall objective keeps the seed's 0.5; the others follow ``rule``.
+
+    Args:
+        objective: what the run optimises.
+        y, probability: out-of-fold labels (1 = bad) and probabilities of bad.
+        costs: the cost matrix.
+        rule: Bayes (calibrated probabilities only) or the cost-optimal threshold on ``y``.
+    """
+    fixed = fixed_threshold(objective, rule, costs)
+    return fixed if fixed is not None else cost_optimal_threshold(y, probability, costs)[0]
 
 
 def objective_value(
@@ -88,7 +132,8 @@ def cross_validate(
     """Stratified k-fold CV of the pipeline with ``params``.
 
     With a ``trial``, reports the objective on the folds seen so far after each fold and
-    raises ``optuna.TrialPruned`` when the pruner says so.
+    raises ``optuna.TrialPruned`` when the pruner says so. The threshold follows
+    :func:`threshold_rule`; the out-of-fold probabilities are returned either way.
     """
     costs = costs_of(settings)
     y_array = y.to_numpy()
@@ -106,7 +151,8 @@ def cross_validate(
             trial.report(partial, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
-    threshold = choose_threshold(settings.objective, y_array, probability, costs)
+    rule = threshold_rule(settings, params)
+    threshold = choose_threshold(settings.objective, y_array, probability, costs, rule)
     per_fold = [
         classification_metrics(y_array[test_index], probability[test_index], threshold, costs)
         for _, test_index in fold_indices
@@ -196,7 +242,13 @@ def tune(
         # Trials score the uncalibrated forest: calibration is a monotone map fitted per
         # fold, so it barely moves AUC or the cost at the best threshold, and skipping it
         # makes each trial 4x cheaper. The final fit calibrates (see train.fit_evaluate).
-        params = {**suggest_params(trial), CALIBRATION_KEY: "none"}
+        # Trials also use fewer trees (``search_n_estimators``); the final fit uses
+        # ``n_estimators``.
+        params = {
+            "n_estimators": settings.search_n_estimators,
+            **suggest_params(trial),
+            CALIBRATION_KEY: "none",
+        }
         result = cross_validate(params, x, y, settings, trial)
         value = objective_value(settings.objective, y.to_numpy(), result.probability, costs)
         trial.set_user_attr("threshold", result.threshold)
