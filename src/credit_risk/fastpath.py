@@ -672,7 +672,8 @@ def _kernel() -> Callable[..., None]:
 
     numba caches beside this module, or in the user's cache folder when the install is
     read-only (``NUMBA_CACHE_DIR`` chooses another); with neither writable it compiles
-    without caching rather than fail.
+    without caching rather than fail. If numba is missing or cannot compile the kernel, the
+    numpy version computes the same sums, slower.
     """
     try:
         import numba
@@ -684,6 +685,25 @@ def _kernel() -> Callable[..., None]:
     except RuntimeError as error:  # "cannot cache function ...: no locator available"
         log.info("numba cannot cache the batch kernel (%s); compiling in memory", error)
         kernel = numba.njit(_accumulate, nogil=True, boundscheck=False)
+    # Compile (or load from the cache) now, for the argument types run() passes.
+    nodes = np.zeros(1, dtype=np.uint32)
+    try:
+        kernel(
+            np.zeros((1, 1), dtype=np.float32),
+            nodes,
+            np.full(1, np.inf, dtype=np.float32),
+            nodes,
+            nodes,
+            np.zeros((1, 8), dtype=np.float32),
+            nodes,
+            nodes,
+            np.zeros((1, 1), dtype=np.float32),
+            0,
+            1,
+        )
+    except Exception as error:  # numba's errors have no common public base class
+        log.warning("numba cannot compile the batch kernel (%s): using numpy (slower)", error)
+        return _accumulate_numpy
     return kernel  # type: ignore[return-value]
 
 

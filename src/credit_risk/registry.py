@@ -155,7 +155,8 @@ def compile_fast_path(folder: Path) -> bool:
     pipeline, metadata = load_exported(folder)
     try:
         load_or_build(pipeline, metadata, Path(folder) / FASTPATH_DIR)
-    except FastPathUnavailable as error:
+    # Not a compilable forest pipeline (e.g. no "encode" step): export it all the same.
+    except (FastPathUnavailable, KeyError, AttributeError, TypeError, ValueError) as error:
         log.warning("no fast path for %s: %s", folder, error)
         return False
     return True
