@@ -39,7 +39,8 @@ def test_fit_recipe_cross_validated_rule_chooses_threshold_on_the_fold(
 
 def test_describe_names_the_threshold_rule(tmp_path: Path) -> None:
     bayes = describe("tuned", make_settings(tmp_path, threshold_rule="bayes", n_estimators=500))
-    assert "Bayes threshold 0.167" in bayes and "500 trees" in bayes
+    assert "Bayes threshold 0.167" in bayes and "500 trees" in bayes and "roc_auc" not in bayes
+    assert "inner-CV auc" in bayes
     assert "inner CV" in describe(
         "defaults", make_settings(tmp_path, threshold_rule="cross_validated")
     )

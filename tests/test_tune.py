@@ -5,7 +5,7 @@ import pytest
 
 from credit_risk.config import Objective, ThresholdRule, get_settings
 from credit_risk.evaluate import CostMatrix, cost_optimal_threshold
-from credit_risk.tune import SEED_THRESHOLD, choose_threshold, threshold_rule
+from credit_risk.tune import SEED_THRESHOLD, choose_threshold, search_objective, threshold_rule
 
 COSTS = CostMatrix(bad_accepted=5, good_rejected=1)
 Y = np.array([0, 0, 1, 1, 0, 1])
@@ -47,3 +47,19 @@ def test_choose_threshold_cross_validated_minimises_the_sample_cost() -> None:
 def test_choose_threshold_recall_keeps_the_seed_threshold(rule: ThresholdRule) -> None:
     threshold = choose_threshold(Objective.RECALL, Y, PROBABILITY, COSTS, rule)
     assert threshold == SEED_THRESHOLD
+
+
+def test_search_objective_cost_under_bayes_searches_by_auc() -> None:
+    # The threshold comes from the cost matrix, so the trials only need to rank applicants.
+    assert search_objective(get_settings(objective="cost")) is Objective.AUC
+
+
+def test_search_objective_cross_validated_threshold_searches_by_cost() -> None:
+    settings = get_settings(objective="cost", threshold_rule="cross_validated")
+    assert search_objective(settings) is Objective.COST
+    assert search_objective(get_settings(objective="cost", calibration="none")) is Objective.COST
+
+
+def test_search_objective_explicit_setting_and_recall_win() -> None:
+    assert search_objective(get_settings(search_objective="cost")) is Objective.COST
+    assert search_objective(get_settings(objective="recall")) is Objective.RECALL

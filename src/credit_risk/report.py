@@ -34,6 +34,7 @@ from credit_risk.tune import (
     costs_of,
     cross_validate,
     fixed_threshold,
+    search_objective,
     threshold_rule,
     tune,
 )
@@ -42,8 +43,8 @@ RECIPES: dict[str, str] = {
     "seed": "seed recipe: BalancedRandomForest, defaults, threshold 0.5",
     "logistic": "logistic regression, cost-optimal threshold (inner CV)",
     "defaults": "BalancedRandomForest defaults, calibrated, {threshold}",
-    "tuned": "this project: Optuna-tuned BalancedRandomForest ({trees} trees), calibrated, "
-    "{threshold} (nested)",
+    "tuned": "this project: BalancedRandomForest tuned by inner-CV {search} ({trees} trees), "
+    "calibrated, {threshold} (nested)",
 }
 REPORTED = ("roc_auc", "cost", "recall_bad", "accuracy")
 
@@ -108,7 +109,11 @@ def describe(recipe: str, settings: Settings) -> str:
         if settings.threshold_rule is ThresholdRule.BAYES
         else "cost-optimal threshold (inner CV)"
     )
-    return RECIPES[recipe].format(threshold=threshold, trees=settings.n_estimators)
+    return RECIPES[recipe].format(
+        threshold=threshold,
+        trees=settings.n_estimators,
+        search=search_objective(settings).value,
+    )
 
 
 def _outer_fold(

@@ -42,7 +42,14 @@ from credit_risk.registry import (
     export_model,
     promotion_gate,
 )
-from credit_risk.tune import costs_of, cross_validate, load_study, threshold_rule, tune
+from credit_risk.tune import (
+    costs_of,
+    cross_validate,
+    load_study,
+    search_objective,
+    threshold_rule,
+    tune,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +148,8 @@ def search_params(settings: Settings, split: Split) -> tuple[dict[str, Any], opt
         study = tune(split.x_train, split.y_train, settings)
     # A study stored before the tree count left the search space may carry its own.
     params = {"n_estimators": settings.n_estimators, **study.best_params}
-    log.info("best CV %s=%.4f with %s", settings.objective.value, study.best_value, params)
+    searched = search_objective(settings).value
+    log.info("best CV %s=%.4f with %s", searched, study.best_value, params)
     return params, study
 
 
@@ -205,6 +213,7 @@ def log_run(
                 "seed": settings.seed,
                 "objective": settings.objective.value,
                 "threshold_rule": threshold_rule(settings, evaluation.params).value,
+                "search_objective": search_objective(settings).value,
                 "cv_folds": settings.cv_folds,
                 "test_size": settings.test_size,
                 "trials": settings.trials if study else 0,
