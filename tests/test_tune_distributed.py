@@ -151,7 +151,8 @@ def test_killed_worker_trial_is_retried_and_study_completes(database: str, tmp_p
         tmp_path, storage=database, study_name=study_name, trials=0, cv_folds=2, n_jobs=1
     )
     result = train(run_settings)
-    assert result.params == study.best_params
+    # The tree count is not searched: the fit uses the settings' own.
+    assert result.params == {"n_estimators": run_settings.n_estimators, **study.best_params}
     assert result.version == "1"
 
 
