@@ -232,51 +232,65 @@ def _arrow_chunks(reader: pa_csv.CSVStreamingReader, chunk_rows: int) -> Iterato
         yield pa.Table.from_batches(batches).to_pandas()
 
 
+def _validated_chunks(
+    path: Path,
+    names: list[str],
+    chunk_rows: int,
+    read_options: pa_csv.ReadOptions,
+    parse_options: pa_csv.ParseOptions,
+    first_line: int,
+    hint: str = "",
+) -> Iterator[Dataset]:
+    """Read ``path`` with Arrow's streaming CSV reader (every column as text), validate chunks.
+
+    Args:
+        first_line: the file line of the first data row (for error messages).
+        hint: added to a parse error, e.g. what the format expects.
+    """
+    try:
+        reader = pa_csv.open_csv(
+            path,
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+        )
+        for frame in _arrow_chunks(reader, chunk_rows):
+            yield validate_frame(frame, path, first_line)
+            first_line += len(frame)
+    except pa.ArrowInvalid as error:
+        raise DataValidationError(
+            f"{path}: cannot be parsed after line {first_line - 1}: {error}{hint}"
+        ) from error
+
+
 def _iter_csv_arrow(path: Path, chunk_rows: int) -> Iterator[Dataset]:
     """Stream a CSV with a header of column names with Arrow's CSV reader."""
     with path.open(encoding="utf-8", newline="") as handle:
         names = [name.strip() for name in next(csv.reader(handle), [])]
-    first_line = 2  # line 1 is the header
-    try:
-        reader = pa_csv.open_csv(
-            path,
-            read_options=pa_csv.ReadOptions(
-                column_names=names,
-                skip_rows=1,
-                block_size=_block_bytes(path, chunk_rows),
-                use_threads=False,
-            ),
-            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
-        )
-        for frame in _arrow_chunks(reader, chunk_rows):
-            yield validate_frame(frame, path, first_line)
-            first_line += len(frame)
-    except pa.ArrowInvalid as error:
-        raise DataValidationError(
-            f"{path}: cannot be parsed after line {first_line - 1}: {error}"
-        ) from error
+    read_options = pa_csv.ReadOptions(
+        column_names=names,
+        skip_rows=1,
+        block_size=_block_bytes(path, chunk_rows),
+        use_threads=False,
+    )
+    # Line 1 is the header.
+    yield from _validated_chunks(
+        path, names, chunk_rows, read_options, pa_csv.ParseOptions(), first_line=2
+    )
 
 
 def _iter_uci_arrow(path: Path, names: list[str], chunk_rows: int) -> Iterator[Dataset]:
     """Stream a single-space-separated UCI file with Arrow's CSV reader."""
-    first_line = 1
-    try:
-        reader = pa_csv.open_csv(
-            path,
-            read_options=pa_csv.ReadOptions(
-                column_names=names, block_size=_block_bytes(path, chunk_rows)
-            ),
-            parse_options=pa_csv.ParseOptions(delimiter=" "),
-            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
-        )
-        for frame in _arrow_chunks(reader, chunk_rows):
-            yield validate_frame(frame, path, first_line)
-            first_line += len(frame)
-    except pa.ArrowInvalid as error:
-        raise DataValidationError(
-            f"{path}: cannot be parsed after line {first_line - 1}: {error}; the UCI format "
-            "has 20 attributes (optionally followed by the class 1/2) per line"
-        ) from error
+    read_options = pa_csv.ReadOptions(column_names=names, block_size=_block_bytes(path, chunk_rows))
+    yield from _validated_chunks(
+        path,
+        names,
+        chunk_rows,
+        read_options,
+        pa_csv.ParseOptions(delimiter=" "),
+        first_line=1,
+        hint="; the UCI format has 20 attributes (optionally followed by the class 1/2) per line",
+    )
 
 
 def read_applicants(path: Path, expected_sha256: str | None = None) -> Dataset:
