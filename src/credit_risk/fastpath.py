@@ -18,14 +18,15 @@ into something cheap enough for every request:
   (Saabas' decomposition: along the root-to-leaf path each split credits its feature with the
   change in the node's probability of "bad"). Contributions of one-hot and derived columns are
   summed back to the 20 codebook attributes they come from (lineage found by probing the fitted
-  feature step, see :func:`attribute_lineage`). One ONNX Runtime call per request returns the
+  feature step, see :func:`attribute_lineage`). One ONNX Runtime call returns the
   probability and every attribute's contribution; they add up exactly:
   ``probability = bias + sum(contributions)``.
 
-Files of applicants (``credit-risk predict``) go through :class:`ForestArrays` instead: the
-same trees and per-leaf targets as flat arrays, walked by a numba kernel (level by level over
-blocks of rows, several threads), about twice as fast as scikit-learn's own traversal plus a
-table gather, and verified like the graph.
+:class:`ForestArrays` holds the same trees and per-leaf targets as flat arrays, walked by a
+numba kernel (level by level over blocks of rows, several threads for files): about twice as
+fast as scikit-learn's own traversal plus a table gather on files, and about three times
+cheaper than an ONNX Runtime call on a request's few rows, so it serves both when numba is
+available (:attr:`FastPath.small_engine`). It is verified like the graph, and both must pass.
 
 **Cache.** The compiled artifact (graph, forest arrays, encoder layout, calibrators) is written
 to ``<model folder>/fastpath/`` only after :func:`verify` passed, with a manifest holding the
@@ -741,6 +742,24 @@ class ForestArrays:
     def n_targets(self) -> int:
         return int(self.values.shape[1])
 
+    @functools.cached_property
+    def max_feature(self) -> int:
+        """The highest encoded column a split reads (a scan of every node: made once)."""
+        return int(self.feature.max(initial=0))
+
+    @functools.cached_property
+    def padded_values(self) -> np.ndarray:
+        """:attr:`values` padded to whole SIMD registers (8 float32): the kernel's adds vectorise.
+
+        Made once: copying the table on every call cost a request ~0.3 ms.
+        """
+        padded = -(-self.n_targets // 8) * 8
+        if padded == self.n_targets:
+            return self.values
+        values = np.zeros((len(self.values), padded), dtype=np.float32)
+        values[:, : self.n_targets] = self.values
+        return values
+
     @classmethod
     def from_forests(cls, forests: Sequence[Any], lineage: np.ndarray) -> ForestArrays:
         """Flatten fitted forests (the same targets as :func:`build_graph`)."""
@@ -818,7 +837,7 @@ class ForestArrays:
 
     def check_width(self, width: int) -> None:
         """Raises ValueError when a split reads a column beyond the encoded ``width``."""
-        if self.feature.max(initial=0) >= width:
+        if self.max_feature >= width:
             raise ValueError("a split reads a column the encoder does not produce")
 
     def run(self, encoded: np.ndarray, threads: int) -> np.ndarray:
@@ -827,14 +846,9 @@ class ForestArrays:
 
         kernel = _kernel()
         encoded = np.ascontiguousarray(encoded, dtype=np.float32)
-        if encoded.shape[1] <= self.feature.max(initial=0):
+        if encoded.shape[1] <= self.max_feature:
             raise ValueError("encoded rows are narrower than the forest's features")
-        # Pad the targets to whole SIMD registers (8 float32): the adds vectorise.
-        padded = -(-self.n_targets // 8) * 8
-        values = self.values
-        if padded != self.n_targets:
-            values = np.zeros((len(values), padded), dtype=np.float32)
-            values[:, : self.n_targets] = self.values
+        values = self.padded_values
         out = np.empty((len(encoded), self.n_targets), dtype=np.float32)
         arrays = (self.feature, self.threshold, self.child, self.leaf, values)
         tail = (self.roots, self.depth, out)
@@ -879,8 +893,23 @@ class FastPath:
     pipeline: Any = None
     _session: Any = field(default=None, repr=False)
 
-    # Rows from which ``auto`` uses the batch engine (files, big batches).
+    # Rows from which ``auto`` uses the batch engine whatever small_engine is (files).
     BATCH_ROWS = 4096
+
+    @functools.cached_property
+    def small_engine(self) -> str:
+        """The engine ``auto`` picks below :attr:`BATCH_ROWS` rows (requests).
+
+        The numba kernel: ~30 us for one row and ~5 us a row more, where an ONNX Runtime
+        call costs ~25 us and ~15 us a row (300 trees here). ONNX Runtime when numba cannot
+        compile the kernel (the numpy fallback is made for big batches).
+        """
+        return "onnx" if _kernel() is _accumulate_numpy else "trees"
+
+    def prepare(self) -> None:
+        """Make the per-request engine ready now (kernel loaded, or session created)."""
+        if self.small_engine == "onnx":
+            self.session  # noqa: B018
 
     @property
     def session(self) -> Any:
@@ -905,10 +934,12 @@ class FastPath:
 
         Args:
             encoded: the encoded applicants.
-            engine: ``onnx`` (per request), ``trees`` (:class:`ForestArrays`, for files) or
-                ``auto`` (``trees`` from :attr:`BATCH_ROWS` rows).
+            engine: ``onnx`` (ONNX Runtime), ``trees`` (:class:`ForestArrays`) or ``auto``
+                (``trees`` from :attr:`BATCH_ROWS` rows, :attr:`small_engine` below).
         """
-        if engine == "trees" or (engine == "auto" and len(encoded) >= self.BATCH_ROWS):
+        if engine == "auto":
+            engine = "trees" if len(encoded) >= self.BATCH_ROWS else self.small_engine
+        if engine == "trees":
             out = self.forest.run(encoded, os.cpu_count() or 1)
         else:
             (out,) = self.session.run(None, {"X": encoded})

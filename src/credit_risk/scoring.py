@@ -151,7 +151,7 @@ class Scorer:
         Args:
             folder: the exported model folder.
             compile_fast: use the compiled fast path (False: scikit-learn only).
-            batch: scoring files only: skip creating the per-request ONNX session up front.
+            batch: scoring files only: skip preparing the per-request engine up front.
         """
         from credit_risk.registry import load_exported, read_metadata
 
@@ -161,7 +161,7 @@ class Scorer:
             fast = load_cached(folder / FASTPATH_DIR, metadata)
             if fast is not None:
                 if not batch:
-                    fast.session  # noqa: B018  (created now, not on the first request)
+                    fast.prepare()  # now, not on the first request
                 log.info("fast path loaded from the verified cache in %s", folder / FASTPATH_DIR)
                 return cls(None, metadata, fast, load_pipeline=lambda: load_exported(folder)[0])
         pipeline, metadata = load_exported(folder)

@@ -16,8 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credit_risk import __version__
 from credit_risk.api.errors import http_error_handler, validation_error_handler
+from credit_risk.api.hotpath import PATH, PredictHotPath
 from credit_risk.api.metrics import MetricsMiddleware, ServiceMetrics
-from credit_risk.api.models import batch_request_model
+from credit_risk.api.models import Applicant, batch_request_model
 from credit_risk.api.routes import card, meta, page, predict
 from credit_risk.api.state import ServiceState, load_scorer
 from credit_risk.config import Settings, get_settings
@@ -89,15 +90,17 @@ def create_app(
     app.state.max_batch = settings.max_batch
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    app.include_router(
-        predict.build_router(
-            batch_request_model(settings.max_batch), require_key=bool(settings.api_key)
-        )
+    predict_router = predict.build_router(
+        batch_request_model(settings.max_batch), require_key=bool(settings.api_key)
     )
+    app.include_router(predict_router)
     app.include_router(meta.router)
     app.include_router(card.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
+    # Innermost of the middleware: CORS and metrics still apply to what it answers.
+    predict_route = next(r for r in predict_router.routes if getattr(r, "path", "") == PATH)
+    app.add_middleware(PredictHotPath, state=state, applicant_model=Applicant, route=predict_route)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
