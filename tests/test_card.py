@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from credit_risk.card import render_card_html, render_card_markdown
+from credit_risk.card import THRESHOLD_BASIS, render_card_html, render_card_markdown
 from credit_risk.config import Settings
 from credit_risk.fairness import SEX_CAVEAT
 from credit_risk.registry import read_metadata
@@ -33,6 +33,7 @@ def test_card_renders_every_section_from_the_exported_folder(model_dir: Path) ->
     assert SEX_CAVEAT in markdown
     assert f"v{metadata['model_version']}" in markdown
     assert f"{metadata['threshold']:.4f}" in markdown
+    assert THRESHOLD_BASIS[metadata["threshold_rule"]] in markdown
     page = render_card_html(model_dir)
     assert page.startswith("<!doctype html>")
     assert "<table>" in page

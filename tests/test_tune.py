@@ -5,7 +5,14 @@ import pytest
 
 from credit_risk.config import Objective, ThresholdRule, get_settings
 from credit_risk.evaluate import CostMatrix, cost_optimal_threshold
-from credit_risk.tune import SEED_THRESHOLD, choose_threshold, search_objective, threshold_rule
+from credit_risk.tune import (
+    SEED_RULE,
+    SEED_THRESHOLD,
+    choose_threshold,
+    search_objective,
+    threshold_basis,
+    threshold_rule,
+)
 
 COSTS = CostMatrix(bad_accepted=5, good_rejected=1)
 Y = np.array([0, 0, 1, 1, 0, 1])
@@ -27,6 +34,13 @@ def test_threshold_rule_uncalibrated_scores_fall_back_to_cross_validated() -> No
 def test_threshold_rule_cross_validated_setting_wins() -> None:
     settings = get_settings(threshold_rule="cross_validated")
     assert threshold_rule(settings, {"calibration": "sigmoid"}) is ThresholdRule.CROSS_VALIDATED
+
+
+def test_threshold_basis_records_the_seed_threshold_for_recall() -> None:
+    calibrated = {"calibration": "sigmoid"}
+    assert threshold_basis(get_settings(objective="recall"), calibrated) == SEED_RULE
+    assert threshold_basis(get_settings(objective="cost"), calibrated) == "bayes"
+    assert threshold_basis(get_settings(objective="auc"), {}) == "cross_validated"
 
 
 def test_choose_threshold_bayes_ignores_the_sample() -> None:

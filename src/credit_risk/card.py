@@ -39,6 +39,18 @@ SHAP_ROWS = 200
 SHAP_TOP = 12
 
 
+# How the threshold was set, by the ``threshold_rule`` the metadata records.
+THRESHOLD_BASIS = {
+    "bayes": "the Bayes rule on calibrated probabilities: reject when the expected cost of "
+    "accepting exceeds that of rejecting, i.e. at good_rejected / (good_rejected + "
+    "bad_accepted).",
+    "cross_validated": "chosen on the training split's out-of-fold predictions to minimise "
+    "the expected cost.",
+    "seed_0.5": "the seed's 0.5 (recall objective).",
+}
+BASIS_UNKNOWN = "set by a rule this model's metadata does not record."
+
+
 def fairness_limits_failed(settings: Settings, audit: FairnessAudit) -> list[str]:
     """The promotion-gate limits of the settings that the out-of-fold audit breaks.
 
@@ -111,7 +123,7 @@ def assess_run(
         params: its parameters (for the calibration method).
         x_train, y_train, cv_probability: training split and out-of-fold probabilities.
         x_test, y_test, test_probability: test split and the pipeline's probabilities.
-        threshold: the decision threshold (chosen on the out-of-fold predictions).
+        threshold: the decision threshold (see ``metadata["threshold_rule"]``).
     """
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     audit = combine(
@@ -252,17 +264,18 @@ def card_markdown(metadata: dict[str, Any], inline_images: bool = True) -> str:
         "",
         "## Metrics",
         "",
-        "Protocol: stratified train/test split; the threshold and the CV figures come from "
-        "stratified k-fold cross-validation on the training split only (out-of-fold "
-        "predictions); the test split is never used for tuning or the threshold.",
+        "Protocol: stratified train/test split; the CV figures come from stratified k-fold "
+        "cross-validation on the training split only (out-of-fold predictions); the test "
+        "split is never used for tuning or the threshold.",
         "",
         *_metric_rows(metadata),
         "",
         "## Threshold and cost matrix",
         "",
         f"Reject when probability of bad ≥ **{metadata.get('threshold', float('nan')):.4f}**, "
-        "chosen on out-of-fold predictions to minimise the expected cost with the cost matrix "
-        f"of german.doc: a bad applicant accepted costs {costs.get('bad_accepted', '?')}, a good "
+        f"{THRESHOLD_BASIS.get(str(metadata.get('threshold_rule')), BASIS_UNKNOWN)}"
+        f" The cost matrix of german.doc: a bad applicant accepted costs "
+        f"{costs.get('bad_accepted', '?')}, a good "
         f"applicant rejected costs {costs.get('good_rejected', '?')}. Accuracy is not the target:"
         " rejecting nobody is 70 % accurate and costs 1.5 per applicant.",
         "",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from credit_risk.config import Objective, ProtectedPolicy, Settings, get_settings
+from credit_risk.config import Objective, ProtectedPolicy, Settings, ThresholdRule, get_settings
 
 app = typer.Typer(
     help="Cost-aware credit-risk scoring (Statlog German Credit).",
@@ -72,6 +72,14 @@ def train(
     output: Annotated[
         Path | None, typer.Option("--output", help="Also export this run's model to this folder.")
     ] = None,
+    threshold_rule: Annotated[
+        ThresholdRule | None,
+        typer.Option(
+            "--threshold-rule",
+            help="bayes: 1/6 on calibrated probabilities (default); cross_validated: the "
+            "cost-optimal threshold of the out-of-fold predictions. Cost and auc objectives.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose/--quiet")] = True,
 ) -> None:
     """Tune, train, evaluate, log to MLflow, register, gate and export a model."""
@@ -79,7 +87,9 @@ def train(
     from credit_risk.train import train as run_training
 
     _logging(verbose)
-    settings = _run_settings(data, trials, objective, seed, storage, study_name, protected)
+    settings = _run_settings(
+        data, trials, objective, seed, storage, study_name, protected, threshold_rule=threshold_rule
+    )
     result = run_training(settings, output=output)
     typer.echo(result_summary(result))
     typer.echo(

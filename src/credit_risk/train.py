@@ -47,7 +47,7 @@ from credit_risk.tune import (
     cross_validate,
     load_study,
     search_objective,
-    threshold_rule,
+    threshold_basis,
     tune,
 )
 
@@ -212,7 +212,7 @@ def log_run(
                 **evaluation.params,
                 "seed": settings.seed,
                 "objective": settings.objective.value,
-                "threshold_rule": threshold_rule(settings, evaluation.params).value,
+                "threshold_rule": threshold_basis(settings, evaluation.params),
                 "search_objective": search_objective(settings).value,
                 "cv_folds": settings.cv_folds,
                 "test_size": settings.test_size,
@@ -310,7 +310,7 @@ def model_metadata(
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "objective": settings.objective.value,
         "threshold": evaluation.threshold,
-        "threshold_rule": threshold_rule(settings, evaluation.params).value,
+        "threshold_rule": threshold_basis(settings, evaluation.params),
         "cost_matrix": {"bad_accepted": costs.bad_accepted, "good_rejected": costs.good_rejected},
         "protected_policy": settings.protected_policy.value,
         "params": evaluation.params,

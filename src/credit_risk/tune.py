@@ -69,6 +69,20 @@ def threshold_rule(settings: Settings, params: dict[str, Any]) -> ThresholdRule:
     return settings.threshold_rule if calibrated else ThresholdRule.CROSS_VALIDATED
 
 
+SEED_RULE = "seed_0.5"
+
+
+def threshold_basis(settings: Settings, params: dict[str, Any]) -> str:
+    """What set the threshold, as recorded in the run and metadata.
+
+    ``seed_0.5`` for the recall objective (the seed's threshold), else the
+    :class:`ThresholdRule` that applies (see :func:`threshold_rule`).
+    """
+    if settings.objective is Objective.RECALL:
+        return SEED_RULE
+    return threshold_rule(settings, params).value
+
+
 def fixed_threshold(objective: Objective, rule: ThresholdRule, costs: CostMatrix) -> float | None:
     """The threshold when it needs no predictions (recall: the seed's 0.5; the Bayes rule).
 
