@@ -51,6 +51,7 @@ def test_fast_path_per_request_matches_pipeline_on_all_rows(
     scorer: Scorer, applicants: pd.DataFrame
 ) -> None:
     assert scorer.fast is not None
+    assert scorer.fast.small_engine == "trees"  # numba is a dependency: requests use the kernel
     expected = scorer.pipeline.predict_proba(applicants)[:, 1]
     records = applicants.to_dict("records")
     one_by_one = np.array([scorer.fast.run_records([r])[0][0] for r in records])
