@@ -1,8 +1,8 @@
 """Score and log, together, the applicants of requests that arrive in the same event-loop turn.
 
 Under concurrent load, several ``/predict`` requests are parsed and validated in one turn of
-the event loop. Scoring each on its own pays the fast path's fixed cost (an ONNX Runtime call,
-calibration, ranking the reasons) and one decision-log hand-off per request; scoring them as
+the event loop. Scoring each on its own pays the fast path's fixed cost (a kernel call,
+calibration, ranking the reasons) and one decision-log commit per request; scoring them as
 one batch pays it once. A request never waits for company: the batch is flushed by a callback
 queued behind the requests already ready to run, so a lone request is scored at the end of
 the turn that received it. Every request still gets its answer only after its own decision

@@ -137,7 +137,9 @@ class ModelInfo(BaseModel):
     threshold: float
     test_metrics: dict[str, float]
     cv_metrics: dict[str, float]
-    fast_path: bool = Field(description="Whether the compiled ONNX fast path serves requests.")
+    fast_path: bool = Field(
+        description="Whether the compiled fast path (numba kernel or ONNX graph) serves requests."
+    )
     source: str
 
 
