@@ -34,9 +34,15 @@ async def get_scorer(state: State) -> Scorer:
 LoadedScorer = Annotated[Scorer, Depends(get_scorer)]
 
 
+def key_matches(expected: str | None, given: bytes | None) -> bool:
+    """Whether ``given`` is the configured API key (any request passes when none is set)."""
+    if not expected:
+        return True
+    return given is not None and secrets.compare_digest(given, expected.encode())
+
+
 async def check_api_key(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
-    expected = state.settings.api_key
-    if expected and not (key and secrets.compare_digest(key.encode(), expected.encode())):
+    if not key_matches(state.settings.api_key, key.encode() if key is not None else None):
         raise HTTPException(
             status_code=401,
             detail="missing or wrong X-API-Key",

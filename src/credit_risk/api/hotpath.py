@@ -13,14 +13,14 @@ the single source of the API's contract (OpenAPI, 401, 422 with field and allowe
 from __future__ import annotations
 
 import email.message
-import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from credit_risk.api.coalesce import DecisionLogUnavailable
+from credit_risk.api.deps import key_matches
+from credit_risk.api.responses import FastJSONResponse
 from credit_risk.api.state import ServiceState
 
 Scope = MutableMapping[str, Any]
@@ -77,11 +77,7 @@ class PredictHotPath:
         self.route = route
 
     def _authorised(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        expected = self.state.settings.api_key
-        if not expected:
-            return True
-        key = _header(headers, b"x-api-key")
-        return key is not None and secrets.compare_digest(key, expected.encode())
+        return key_matches(self.state.settings.api_key, _header(headers, b"x-api-key"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scorer = self.state.scorer
@@ -116,9 +112,10 @@ class PredictHotPath:
                 scorer, [applicant.model_dump()], self.state.decision_log
             )
         except DecisionLogUnavailable as error:
-            await _respond(send, 503, {"detail": str(error)})
-            return
-        await _respond(send, 200, payload, [(b"x-request-id", payload["request_id"].encode())])
+            response = FastJSONResponse({"detail": str(error)}, status_code=503)
+        else:
+            response = FastJSONResponse(payload, headers={"X-Request-ID": payload["request_id"]})
+        await response(scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -133,16 +130,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-async def _respond(
-    send: Send, status: int, content: Any, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    body = orjson.dumps(content)
-    headers = [
-        (b"content-length", str(len(body)).encode()),
-        (b"content-type", b"application/json"),
-        *(extra or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
