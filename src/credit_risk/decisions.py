@@ -121,7 +121,6 @@ class DecisionLog:
         self._running = False
         self.engine = make_engine(url, autocheckpoint=not self._sqlite)
         self._checkpoint_seconds = checkpoint_seconds
-        self.max_wal_frames = MAX_WAL_FRAMES
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self._write_lock = threading.Lock()
@@ -251,7 +250,7 @@ class DecisionLog:
             # passive checkpoint never catches up with the last commit, and only a complete
             # one lets the next commit rewind the WAL: once it has grown past the limit,
             # commits are held off while the few frames written since are copied too.
-            if self._checkpoint("PASSIVE") > self.max_wal_frames:
+            if self._checkpoint("PASSIVE") > MAX_WAL_FRAMES:
                 with self._write_lock:
                     self._checkpoint("PASSIVE")
 

@@ -846,8 +846,7 @@ class ForestArrays:
 
         kernel = _kernel()
         encoded = np.ascontiguousarray(encoded, dtype=np.float32)
-        if encoded.shape[1] <= self.max_feature:
-            raise ValueError("encoded rows are narrower than the forest's features")
+        self.check_width(encoded.shape[1])  # the kernel does not bound-check
         values = self.padded_values
         out = np.empty((len(encoded), self.n_targets), dtype=np.float32)
         arrays = (self.feature, self.threshold, self.child, self.leaf, values)
@@ -878,10 +877,11 @@ class FastPath:
 
     Attributes:
         encoder: validated applicants -> encoded matrix.
-        forest: the batch engine's arrays (files, big batches).
+        forest: the arrays the numba kernel walks (files, and requests when numba compiles).
         bias: mean root probability of "bad" (contributions add up to the raw probability).
         calibrators: each forest's calibration map (None for a bare forest).
-        graph: the serialised ONNX graph (per request); its session is made on first use.
+        graph: the serialised ONNX graph (requests without numba); its session is made on
+            first use.
         pipeline: the fitted pipeline it was compiled from, when loaded (None from the cache).
     """
 
