@@ -20,6 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from credit_risk.model import DEFAULT_TRIAL
 from credit_risk.train import train
 from credit_risk.tune import (
     RetryStaleTrial,
@@ -84,11 +85,17 @@ def _worker(storage: str, study: str, trials: int, env: dict[str, str]) -> subpr
 
 
 def _running(storage: str, study: str) -> int:
+    """Trials running with all their parameters suggested (so a kill lands in the CV).
+
+    A trial is RUNNING from its creation, before suggest_params has stored its parameters:
+    killed then, its failed record lacks the later ones and its retry cannot match them.
+    """
     try:
         loaded = optuna.load_study(study_name=study, storage=database_url(storage))
     except KeyError:  # not created yet
         return 0
-    return len(loaded.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    running = loaded.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return sum(set(trial.params) >= set(DEFAULT_TRIAL) for trial in running)
 
 
 @pytest.mark.slow
@@ -114,7 +121,7 @@ def test_killed_worker_trial_is_retried_and_study_completes(database: str, tmp_p
     survivor = _worker(database, study_name, trials, env)
     try:
         deadline = time.monotonic() + 120
-        while _running(database, study_name) < 2:  # both workers are mid-trial
+        while _running(database, study_name) < 2:  # both workers are mid-CV
             assert victim.poll() is None, victim.stdout.read() if victim.stdout else ""
             assert time.monotonic() < deadline, "workers never ran two trials at once"
             time.sleep(0.2)
