@@ -9,7 +9,7 @@ MODEL_DIR ?= models/champion
 
 .PHONY: run test install install-dev train serve mlflow-ui prefect-ui flow lint lock \
         bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
-        monitor bench-calibration bench-protected bench-batch
+        monitor bench-calibration bench-protected bench-batch screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -66,6 +66,11 @@ flow: install
 		echo "Prefect server found on $(HOST):4200"; \
 		PREFECT_API_URL=http://$(HOST):4200/api $(BIN)/credit-risk flow run $(ARGS); \
 	else $(BIN)/credit-risk flow run $(ARGS); fi
+
+## screenshot: regenerate docs/screenshot.png (the README's picture of the page) in Chromium
+screenshot: install-dev
+	CREDIT_RISK_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BIN)/python -m pytest -p no:xdist \
+		tests/api/test_browser.py -k scores_an_applicant
 
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks *.py

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from credit_risk.localserver import free_port, wait_until_ready
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -66,12 +67,6 @@ class Result:
     p99_ms: float
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def prepare_store(store: Path) -> Path:
     """Train the benchmark forest into ``store`` unless a champion is already exported there."""
     sys.path.insert(0, str(REPO))
@@ -89,20 +84,6 @@ def prepare_store(store: Path) -> Path:
         print(f"training a {BENCH_PARAMS['n_estimators']}-tree forest into {store} ...", flush=True)
         train(settings, params=dict(BENCH_PARAMS))
     return settings.model_dir
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {url}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 def _ms(text: str) -> float:
@@ -268,7 +249,7 @@ def main() -> None:
     results: list[Result] = []
     try:
         for _, (_, _, ready, process) in targets.items():
-            wait_for(ready, process)
+            wait_until_ready(ready, process)
         for connections in [int(c) for c in args.connections.split(",")]:
             for name, (url, body, _, _) in targets.items():
                 load(url, body, connections, 2)  # warm-up

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from credit_risk.api import create_app
 from credit_risk.config import Settings
+from credit_risk.localserver import free_port, wait_until_ready
 from credit_risk.scoring import Scorer
 from tests.conftest import REPO, make_settings
 
@@ -71,24 +69,6 @@ def client(app_settings: Settings, scorer: Scorer) -> Iterator[TestClient]:
         yield test_client
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout} s")
-
-
 def start_server(
     model_dir: Path, log_url: str, port: int, workers: int = 1
 ) -> subprocess.Popen[bytes]:
@@ -122,7 +102,7 @@ def live_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     process = start_server(model_dir, f"sqlite:///{folder / 'decisions.db'}", port)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url)
+        wait_until_ready(f"{url}/health", process)
         yield url
     finally:
         process.terminate()

@@ -16,14 +16,13 @@ from fastapi.testclient import TestClient
 
 from credit_risk.api import create_app
 from credit_risk.decisions import DecisionLog, count_rows, decisions_table, make_engine
+from credit_risk.localserver import free_port, wait_until_ready
 from credit_risk.scoring import Scorer
 from tests.api.conftest import (
     APPLICANT,
     POSTGRES_URL,
-    free_port,
     service_settings,
     start_server,
-    wait_ready,
 )
 
 
@@ -123,7 +122,7 @@ def test_graceful_shutdown_under_load_loses_nothing(
     process = start_server(model_dir, url_db, port, workers=2)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url)
+        wait_until_ready(f"{url}/health", process)
         answered = asyncio.run(_load(url, 1.5, lambda: process.send_signal(signal.SIGTERM)))
         assert process.wait(60) == 0, process.stderr.read().decode() if process.stderr else ""
     finally:

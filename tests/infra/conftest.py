@@ -5,16 +5,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from tests.conftest import REPO
@@ -33,29 +29,10 @@ def interpolate(value: str) -> str:
     return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1], m[2]), value)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def replace_option(command: list[str], option: str, value: str) -> list[str]:
     """The same command with the value after ``option`` replaced (host paths, ports, URLs)."""
     index = command.index(option)
     return [*command[: index + 1], value, *command[index + 2 :]]
-
-
-def wait_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        assert process.poll() is None, log.read_text()[-4000:]
-        try:
-            if requests.get(url, timeout=3).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, f"{url} never answered:\n{log.read_text()[-4000:]}"
-        time.sleep(0.5)
 
 
 def stop(process: subprocess.Popen) -> None:

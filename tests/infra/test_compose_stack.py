@@ -24,15 +24,14 @@ from mlflow.tracking import MlflowClient
 
 from credit_risk.config import Names
 from credit_risk.data import read_applicants
+from credit_risk.localserver import free_port, wait_until_ready
 from tests.conftest import DATA, REPO
 from tests.infra.conftest import (
     PG_SERVER,
-    free_port,
     interpolate,
     load_compose,
     replace_option,
     stop,
-    wait_http,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.xdist_group("compose-stack")]
@@ -134,8 +133,8 @@ def servers(
         "prefect": f"http://127.0.0.1:{prefect_port}/api",
     }
     try:
-        wait_http(f"{urls['mlflow']}/health", mlflow_process, mlflow_log)
-        wait_http(f"{urls['prefect']}/health", prefect_process, prefect_log)
+        wait_until_ready(f"{urls['mlflow']}/health", mlflow_process, log=mlflow_log)
+        wait_until_ready(f"{urls['prefect']}/health", prefect_process, log=prefect_log)
         for name, port_in_compose, port in (
             ("mlflow", 5000, mlflow_port),
             ("prefect", 4200, prefect_port),
@@ -241,7 +240,7 @@ def _check_api_command_serves_the_champion_and_passes_its_healthcheck(
     log = trained_stack["work"] / "api.log"
     process = _start(command, env, log, cwd=REPO)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", process, log, seconds=120)
+        wait_until_ready(f"http://127.0.0.1:{port}/health", process, timeout=120, log=log)
         health = subprocess.run(_healthcheck("api", 8000, port), env=base_env, timeout=30)
         assert health.returncode == 0
     finally:
