@@ -3,8 +3,15 @@ import pandas as pd
 import pytest
 
 from credit_risk.data import read_applicants
-from credit_risk.features import FeatureEngineer, add_derived_features, output_columns
-from credit_risk.schema import PROTECTED
+from credit_risk.derivations import DERIVATIONS
+from credit_risk.features import (
+    DERIVED_CATEGORICAL,
+    DERIVED_NUMERIC,
+    FeatureEngineer,
+    add_derived_features,
+    output_columns,
+)
+from credit_risk.schema import FEATURE_NAMES, PROTECTED
 from tests.conftest import DATA
 
 
@@ -59,3 +66,12 @@ def test_drop_protected_removes_them_and_what_is_derived(applicants: pd.DataFram
         assert column not in out.columns
     numeric, categorical = output_columns(True)
     assert list(out.columns) == [*numeric, *categorical]
+
+
+def test_every_derived_column_comes_from_the_derivation_table(applicants: pd.DataFrame) -> None:
+    out = FeatureEngineer().fit(applicants).transform(applicants)
+    derived = [column for column in out.columns if column not in FEATURE_NAMES]
+    assert derived == [derivation.name for derivation in DERIVATIONS]
+    assert set(DERIVED_NUMERIC) | set(DERIVED_CATEGORICAL) == set(derived)
+    for name, levels in DERIVED_CATEGORICAL.items():
+        assert set(out[name]) <= set(levels), name
