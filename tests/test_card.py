@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from credit_risk.card import THRESHOLD_BASIS, render_card_html, render_card_markdown
+from credit_risk.card import (
+    THRESHOLD_BASIS,
+    Assessment,
+    assessment_of,
+    card_markdown,
+    render_card_html,
+    render_card_markdown,
+)
 from credit_risk.config import Settings
 from credit_risk.fairness import SEX_CAVEAT
 from credit_risk.registry import read_metadata
@@ -38,6 +45,26 @@ def test_card_renders_every_section_from_the_exported_folder(model_dir: Path) ->
     assert page.startswith("<!doctype html>")
     assert "<table>" in page
     assert page.count("data:image/png;base64,") == 2  # reliability + SHAP, self-contained
+
+
+def test_assessment_reads_back_from_metadata_json_unchanged(model_dir: Path) -> None:
+    stored = read_metadata(model_dir)["responsible"]
+    assessment = Assessment.from_json(stored)
+    assert assessment.to_json() == stored
+    assert assessment.limits_failed == stored["fairness"]["limits_failed"]
+    assert [f.feature for f in assessment.shap_top] == [
+        row["feature"] for row in stored["explanations"]["shap_top"]
+    ]
+
+
+def test_card_of_a_model_saved_without_an_assessment(model_dir: Path) -> None:
+    metadata = {k: v for k, v in read_metadata(model_dir).items() if k != "responsible"}
+    assert assessment_of(metadata) is None
+    markdown = card_markdown(metadata)
+    for section in SECTIONS:
+        assert f"## {section}" in markdown
+    assert "Promotion-gate fairness limits" not in markdown
+    assert "](../plots/shap_summary.png)" in markdown  # no image to embed: linked instead
 
 
 def test_run_logs_card_calibration_and_shap(trained: tuple[Settings, Any]) -> None:

@@ -119,6 +119,7 @@ class FitSummary:
     threshold: float
     test_metrics: dict[str, float]
     metadata: dict[str, Any]
+    limits_failed: list[str]  # fairness limits of the promotion gate that the run breaks
 
 
 _TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -157,7 +158,12 @@ def fit_and_log(settings: Settings, params: dict[str, Any], tuned: bool) -> FitS
     logged = training.log_run(settings, evaluation, split, study)
     metadata = training.model_metadata(settings, logged.run_id, "", evaluation)
     return FitSummary(
-        logged.run_id, logged.model_uri, evaluation.threshold, evaluation.test_metrics, metadata
+        logged.run_id,
+        logged.model_uri,
+        evaluation.threshold,
+        evaluation.test_metrics,
+        metadata,
+        evaluation.responsible.limits_failed,
     )
 
 
@@ -173,9 +179,8 @@ def register(settings: Settings, fitted: FitSummary) -> str:
 def gate(settings: Settings, fitted: FitSummary, version: str) -> dict[str, Any]:
     """Challenger vs champion on the same test split; the alias moves only if it is better."""
     split = training.split_training_data(settings)
-    limits_failed = fitted.metadata.get("responsible", {}).get("fairness", {}).get("limits_failed")
     decision, champion = training.gate_version(
-        settings, fitted.run_id, version, split, fitted.test_metrics, limits_failed
+        settings, fitted.run_id, version, split, fitted.test_metrics, fitted.limits_failed
     )
     get_run_logger().info("gate: %s", decision.reason)
     return {"promote": decision.promote, "reason": decision.reason, "champion_version": champion}

@@ -18,7 +18,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 from credit_risk import __version__
-from credit_risk.card import assess_run, log_assessment
+from credit_risk.card import Assessment, assess_run, log_assessment
 from credit_risk.config import (
     DEFAULT_DATA,
     GERMAN_DATA_SHA256,
@@ -118,7 +118,7 @@ class Evaluation:
     cv_metrics: dict[str, float]
     matrix: dict[str, Any]
     # Fairness audit, calibration and explanations (credit_risk.card.assess_run).
-    responsible: dict[str, Any] = field(default_factory=dict)
+    responsible: Assessment
 
 
 @dataclass(frozen=True)
@@ -318,7 +318,7 @@ def model_metadata(
         "test_metrics": evaluation.test_metrics,
         "cv_metrics": evaluation.cv_metrics,
         "confusion_matrix": evaluation.matrix,
-        "responsible": evaluation.responsible,
+        "responsible": evaluation.responsible.to_json(),
         "data_sha256": file_sha256(Path(settings.data_path)),
         "package_version": __version__,
     }
@@ -367,7 +367,7 @@ def train(
         version,
         split,
         evaluation.test_metrics,
-        evaluation.responsible.get("fairness", {}).get("limits_failed"),
+        evaluation.responsible.limits_failed,
     )
     metadata = model_metadata(settings, logged.run_id, version, evaluation)
     exported = export_version(settings, logged.model_uri, metadata, gate.promote, output)
