@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from credit_risk.config import Settings, get_settings
+from credit_risk.data import read_applicants
+from credit_risk.scoring import Scorer
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "raw" / "german.data"
@@ -57,3 +60,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any]:
 def model_dir(trained: tuple[Settings, Any]) -> Path:
     """Folder of the exported champion trained by the ``trained`` fixture."""
     return trained[0].model_dir
+
+
+@pytest.fixture(scope="session")
+def scorer(model_dir: Path) -> Scorer:
+    """The scorer every test shares: the fixture model, loaded as the service loads it."""
+    return Scorer.from_folder(model_dir)
+
+
+@pytest.fixture(scope="module")
+def applicants() -> pd.DataFrame:
+    """The 1000 shipped applicants (a fresh frame per module: tests may not share edits)."""
+    return read_applicants(DATA).features

@@ -15,11 +15,6 @@ from credit_risk.schema import FEATURE_NAMES, PROTECTED
 from tests.conftest import DATA
 
 
-@pytest.fixture(scope="module")
-def applicants() -> pd.DataFrame:
-    return read_applicants(DATA).features
-
-
 def test_derived_features_do_not_edit_the_input(applicants: pd.DataFrame) -> None:
     before = applicants.copy()
     add_derived_features(applicants)

@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from credit_risk.config import Settings
-from credit_risk.data import read_applicants
 from credit_risk.monitor import (
     SCORE,
     assess_drift,
@@ -23,11 +22,6 @@ from credit_risk.monitor import (
     psi_numeric,
 )
 from tests.conftest import DATA
-
-
-@pytest.fixture(scope="module")
-def applicants() -> pd.DataFrame:
-    return read_applicants(DATA).features
 
 
 def shifted(sample: pd.DataFrame) -> pd.DataFrame:

@@ -16,16 +16,6 @@ from credit_risk.scoring import REASON_COLUMNS, Scorer, predict_file
 from tests.conftest import DATA
 
 
-@pytest.fixture(scope="module")
-def applicants() -> pd.DataFrame:
-    return read_applicants(DATA).features
-
-
-@pytest.fixture(scope="module")
-def scorer(model_dir: Path) -> Scorer:
-    return Scorer.from_folder(model_dir)
-
-
 def test_score_adds_reason_columns(scorer: Scorer, applicants: pd.DataFrame) -> None:
     scored = scorer.score(applicants.head(50))
     assert list(scored.columns) == [

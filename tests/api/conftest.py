@@ -44,11 +44,6 @@ APPLICANT: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="session")
-def scorer(model_dir: Path) -> Scorer:
-    return Scorer.from_folder(model_dir)
-
-
 def service_settings(model_dir: Path, folder: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "model_dir": model_dir,
