@@ -229,10 +229,10 @@ def decisions_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 def read_decisions(
     url: str, since: datetime | None = None, until: datetime | None = None
 ) -> pd.DataFrame:
-    """The decision log's rows in a time window (see :mod:`credit_risk.decisions`)."""
+    """The decision log's rows in a time window (see :mod:`credit_risk.decision_log`)."""
     import sqlalchemy as sa
 
-    from credit_risk.decisions import decisions_table, make_engine
+    from credit_risk.decision_log import decisions_table, make_engine
 
     table = decisions_table
     query = sa.select(
