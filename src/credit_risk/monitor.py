@@ -260,9 +260,8 @@ def read_decisions(
 
 def reference_data(settings: Settings, model_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """Training inputs (all rows) and the served model's scores on the held-out test split."""
-    from credit_risk.data import split_dataset
+    from credit_risk.data import load_training_data, split_dataset
     from credit_risk.registry import load_exported
-    from credit_risk.train import load_training_data
 
     dataset = load_training_data(settings)
     pipeline, _ = load_exported(model_dir)
