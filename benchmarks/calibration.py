@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from credit_risk.config import get_settings
+from credit_risk.data import load_training_data
 from credit_risk.model import CALIBRATION_KEY, CALIBRATION_METHODS
-from credit_risk.train import load_training_data
 from credit_risk.tune import cross_validate
 
 PARAMS = {"n_estimators": 200, "max_depth": 10, "min_samples_leaf": 3, "max_features": 0.4}

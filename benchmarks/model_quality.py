@@ -11,7 +11,7 @@ import argparse
 import time
 
 from credit_risk.config import ThresholdRule, get_settings
-from credit_risk.report import format_table, repeated_cv_report
+from credit_risk.evaluate.report import format_table, repeated_cv_report
 
 
 def main() -> None:

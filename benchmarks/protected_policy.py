@@ -18,12 +18,11 @@ import numpy as np
 import pandas as pd
 
 from credit_risk.config import ProtectedPolicy, get_settings
-from credit_risk.data import split_dataset
-from credit_risk.evaluate import classification_metrics
+from credit_risk.data import load_training_data, split_dataset
+from credit_risk.evaluate import classification_metrics, costs_of
 from credit_risk.fairness import AUDITED, SEX_CAVEAT, audit_predictions
 from credit_risk.model import build_pipeline
-from credit_risk.train import load_training_data
-from credit_risk.tune import costs_of, cross_validate
+from credit_risk.tune import cross_validate
 
 PARAMS = {"n_estimators": 200, "max_depth": 10, "min_samples_leaf": 3, "max_features": 0.4}
 METRICS = ("cost", "roc_auc", "recall_bad", "brier")

@@ -269,7 +269,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
 
-    from credit_risk.decisions import count_rows, make_engine
+    from credit_risk.decision_log import count_rows, make_engine
 
     logged = count_rows(make_engine(f"sqlite:///{log_db}"))
     print(

@@ -79,7 +79,7 @@ def _log_decisions(
 ) -> None:
     import sqlalchemy as sa
 
-    from credit_risk.decisions import create_table, decision_row, decisions_table, make_engine
+    from credit_risk.decision_log import create_table, decision_row, decisions_table, make_engine
 
     engine = make_engine(url)
     create_table(engine)

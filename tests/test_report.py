@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from credit_risk.data import read_applicants
-from credit_risk.report import describe, fit_recipe
+from credit_risk.evaluate.report import describe, fit_recipe
 from tests.conftest import DATA, make_settings
 
 

@@ -4,15 +4,16 @@ import numpy as np
 import pytest
 
 from credit_risk.config import Objective, ThresholdRule, get_settings
-from credit_risk.evaluate import CostMatrix, cost_optimal_threshold
-from credit_risk.tune import (
+from credit_risk.evaluate import (
     SEED_RULE,
     SEED_THRESHOLD,
+    CostMatrix,
     choose_threshold,
-    search_objective,
+    cost_optimal_threshold,
     threshold_basis,
     threshold_rule,
 )
+from credit_risk.tune import search_objective
 
 COSTS = CostMatrix(bad_accepted=5, good_rejected=1)
 Y = np.array([0, 0, 1, 1, 0, 1])

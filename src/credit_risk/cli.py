@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_type_hints
 
 import typer
 
@@ -25,53 +29,79 @@ def _logging(verbose: bool) -> None:
     logging.getLogger("credit_risk").setLevel(logging.INFO)
 
 
-def _run_settings(
-    data: Path | None,
-    trials: int | None,
-    objective: Objective | None,
-    seed: int | None,
-    storage: str | None,
-    study_name: str | None,
-    protected: ProtectedPolicy | None,
-    **extra: object,
-) -> Settings:
-    """Settings for a training or tuning command: its shared flags over the environment."""
-    return get_settings(
-        data_path=data,
-        trials=trials,
-        objective=objective,
-        seed=seed,
-        storage=storage,
-        study_name=study_name,
-        protected_policy=protected,
-        **extra,
-    )
-
-
 DataOption = Annotated[Path | None, typer.Option("--data", help="UCI-format or CSV file.")]
-TrialsOption = Annotated[int | None, typer.Option("--trials", help="Finished trials to reach.")]
-ObjectiveOption = Annotated[Objective | None, typer.Option("--objective")]
 SeedOption = Annotated[int | None, typer.Option("--seed")]
-StorageOption = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL.")]
-StudyOption = Annotated[str | None, typer.Option("--study-name", help="Resume/share a study.")]
-PolicyOption = Annotated[
-    ProtectedPolicy | None,
-    typer.Option("--protected", help="include or exclude protected attributes as model inputs."),
+VerboseOption = Annotated[bool, typer.Option("--verbose/--quiet")]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", help="Also export this run's model to this folder.")
 ]
 
 
+@dataclass(frozen=True)
+class TrainingFlags:
+    """The options ``train``, ``tune`` and ``flow run`` share (None: from the environment)."""
+
+    data: DataOption = None
+    trials: Annotated[int | None, typer.Option("--trials", help="Finished trials to reach.")] = None
+    objective: Annotated[Objective | None, typer.Option("--objective")] = None
+    seed: SeedOption = None
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL.")] = None
+    study_name: Annotated[
+        str | None, typer.Option("--study-name", help="Resume/share a study.")
+    ] = None
+    protected: Annotated[
+        ProtectedPolicy | None,
+        typer.Option(
+            "--protected", help="include or exclude protected attributes as model inputs."
+        ),
+    ] = None
+
+    def settings(self, **extra: object) -> Settings:
+        """Settings for a training or tuning command: these flags over the environment."""
+        return get_settings(
+            data_path=self.data,
+            trials=self.trials,
+            objective=self.objective,
+            seed=self.seed,
+            storage=self.storage,
+            study_name=self.study_name,
+            protected_policy=self.protected,
+            **extra,
+        )
+
+
+def training_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the :class:`TrainingFlags` options, ahead of its own, as one argument.
+
+    Typer reads a command's options from its signature: the returned command's signature is
+    the flags followed by the command's own parameters, and it calls ``command`` with the flags
+    gathered into a :class:`TrainingFlags` as its first argument.
+    """
+    hints = get_type_hints(TrainingFlags, include_extras=True)
+    flags = [
+        inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
+        )
+        for f in fields(TrainingFlags)
+    ]
+    own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]
+    parameters = [*flags, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own)]
+
+    @functools.wraps(command)
+    def run(**options: Any) -> None:
+        gathered = TrainingFlags(**{flag.name: options.pop(flag.name) for flag in flags})
+        command(gathered, **options)
+
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    return run
+
+
 @app.command()
+@training_flags
 def train(
-    data: DataOption = None,
-    trials: TrialsOption = None,
-    objective: ObjectiveOption = None,
-    seed: SeedOption = None,
-    storage: StorageOption = None,
-    study_name: StudyOption = None,
-    protected: PolicyOption = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", help="Also export this run's model to this folder.")
-    ] = None,
+    flags: TrainingFlags,
+    output: OutputOption = None,
     threshold_rule: Annotated[
         ThresholdRule | None,
         typer.Option(
@@ -80,16 +110,14 @@ def train(
             "cost-optimal threshold of the out-of-fold predictions. Cost and auc objectives.",
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose/--quiet")] = True,
+    verbose: VerboseOption = True,
 ) -> None:
     """Tune, train, evaluate, log to MLflow, register, gate and export a model."""
     from credit_risk.train import result_summary
     from credit_risk.train import train as run_training
 
     _logging(verbose)
-    settings = _run_settings(
-        data, trials, objective, seed, storage, study_name, protected, threshold_rule=threshold_rule
-    )
+    settings = flags.settings(threshold_rule=threshold_rule)
     result = run_training(settings, output=output)
     typer.echo(result_summary(result))
     typer.echo(
@@ -138,7 +166,7 @@ def evaluate(
     ),
 ) -> None:
     """Repeated stratified CV report of the model recipes (tuning nested in each fold)."""
-    from credit_risk.report import format_table, repeated_cv_report
+    from credit_risk.evaluate.report import format_table, repeated_cv_report
 
     settings = get_settings(data_path=data, seed=seed)
     rows = repeated_cv_report(
@@ -181,14 +209,9 @@ def info(model: Annotated[Path | None, typer.Option("--model")] = None) -> None:
 
 
 @app.command()
+@training_flags
 def tune(
-    data: DataOption = None,
-    trials: TrialsOption = None,
-    objective: ObjectiveOption = None,
-    seed: SeedOption = None,
-    storage: StorageOption = None,
-    study_name: StudyOption = None,
-    protected: PolicyOption = None,
+    flags: TrainingFlags,
     n_jobs: Annotated[
         int | None, typer.Option("--n-jobs", help="Cores for the forest in this worker (-1 = all).")
     ] = None,
@@ -198,7 +221,7 @@ def tune(
             "--sampler-seed", help="TPE seed of this worker (default: differs per process)."
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose/--quiet")] = True,
+    verbose: VerboseOption = True,
 ) -> None:
     """Run one tuning worker: start it N times with the same --storage and --study-name."""
     import os
@@ -208,9 +231,7 @@ def tune(
     from credit_risk.tune import tune as run_tuning
 
     _logging(verbose)
-    settings = _run_settings(
-        data, trials, objective, seed, storage, study_name, protected, n_jobs=n_jobs
-    )
+    settings = flags.settings(n_jobs=n_jobs)
     if settings.storage and sampler_seed is None:
         # Workers sharing a study must not draw the same random start-up points.
         sampler_seed = settings.seed * 100_003 + os.getpid()
@@ -232,18 +253,8 @@ app.add_typer(flow_app, name="flow")
 
 
 @flow_app.command("run")
-def flow_run(
-    data: DataOption = None,
-    trials: TrialsOption = None,
-    objective: ObjectiveOption = None,
-    seed: SeedOption = None,
-    storage: StorageOption = None,
-    study_name: StudyOption = None,
-    protected: PolicyOption = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", help="Also export this run's model to this folder.")
-    ] = None,
-) -> None:
+@training_flags
+def flow_run(flags: TrainingFlags, output: OutputOption = None) -> None:
     """Run the training flow once (a temporary Prefect server starts if none is configured)."""
     import json
     import os
@@ -253,7 +264,7 @@ def flow_run(
     from credit_risk.flows import training_flow
 
     _logging(True)
-    settings = _run_settings(data, trials, objective, seed, storage, study_name, protected)
+    settings = flags.settings()
     result = training_flow(settings, output=str(output) if output else None)
     typer.echo(json.dumps(result, indent=2, default=str))
 

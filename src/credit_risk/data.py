@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
 
+from credit_risk.config import DEFAULT_DATA, GERMAN_DATA_SHA256, Settings
 from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, TARGET, Kind
 
 UCI_COLUMNS: tuple[str, ...] = (*FEATURE_NAMES, TARGET)
@@ -313,6 +314,12 @@ def read_applicants(path: Path, expected_sha256: str | None = None) -> Dataset:
     targets = [c.target for c in chunks]
     target = None if targets[0] is None else pd.concat(targets, ignore_index=True)
     return Dataset(features=features, target=target)
+
+
+def load_training_data(settings: Settings) -> Dataset:
+    """Read the training file; the shipped german.data must also match its checksum."""
+    shipped = Path(settings.data_path).resolve() == DEFAULT_DATA.resolve()
+    return read_applicants(settings.data_path, GERMAN_DATA_SHA256 if shipped else None)
 
 
 def split_dataset(

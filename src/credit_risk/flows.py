@@ -1,9 +1,9 @@
-"""Prefect 3 flow: validate data -> tune -> fit + evaluate -> register -> gate -> export.
+"""Prefect 3 flows: the training run as tasks, and drift monitoring that retrains.
 
-Thin: every task calls one public function of :mod:`credit_risk.train`. Tasks hand each other
-small values (parameters, run ids, model URIs, metric dicts), never DataFrames or fitted
-models: each task that needs the data re-reads the (small, checksummed) file and re-splits it
-with the same seed, and the fitted model travels through MLflow. Results are not cached or
+Thin: the training flow runs :func:`credit_risk.train.run_training`, the same sequence as
+``credit-risk train``, with each of its steps (validate-data -> tune -> fit-evaluate ->
+register -> promotion-gate -> export) as a task. Steps hand each other small values, never
+DataFrames or fitted models (see :mod:`credit_risk.train`). Results are not cached or
 persisted, so a retry or a re-run always recomputes.
 
 Tasks that talk to the tracking server or the study database retry on transient failures
@@ -12,10 +12,11 @@ Tasks that talk to the tracking server or the study database retry on transient 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,7 +26,6 @@ from prefect.client.schemas.objects import State, TaskRun
 
 from credit_risk import train as training
 from credit_risk.config import Settings, get_settings
-from credit_risk.data import file_sha256
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -110,92 +110,29 @@ def with_retries(step: Task[P, R], settings: Settings) -> Task[P, R]:
     )
 
 
-@dataclass(frozen=True)
-class FitSummary:
-    """What the fit task hands on: ids and small metric dicts, not the fitted model."""
-
-    run_id: str
-    model_uri: str
-    threshold: float
-    test_metrics: dict[str, float]
-    metadata: dict[str, Any]
-    limits_failed: list[str]  # fairness limits of the promotion gate that the run breaks
-
-
 _TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+# Steps that only read the local data file: a failure there is bad data, not an outage.
+NOT_RETRIED = frozenset({"validate-data"})
 
 
-@task(name="validate-data", **_TASK_OPTIONS)
-def validate_data(settings: Settings) -> dict[str, Any]:
-    """Read and validate the training file; fail the flow on bad data before any tuning."""
-    split = training.split_training_data(settings)
-    summary = {
-        "path": str(settings.data_path),
-        "sha256": file_sha256(Path(settings.data_path)),
-        "train_rows": len(split.y_train),
-        "test_rows": len(split.y_test),
-        "bad_rate": float(split.y_train.mean()),
-    }
-    get_run_logger().info("data ok: %s", summary)
-    return summary
+def as_tasks(settings: Settings) -> training.StepRunner:
+    """A step runner that runs each training step as a Prefect task named after it.
 
+    The task logs the step's (small) result to the run's log; every step but
+    :data:`NOT_RETRIED` retries transient failures (:func:`with_retries`).
+    """
 
-@task(name="tune", **_TASK_OPTIONS)
-def tune_params(settings: Settings) -> dict[str, Any]:
-    """Optuna search on the training split (or the stored study's best with ``trials=0``)."""
-    params, _ = training.search_params(settings, training.split_training_data(settings))
-    return params
+    def run_as_task(name: str, step: Callable[P, R], /) -> Callable[P, R]:
+        @functools.wraps(step)
+        def logged(*args: P.args, **kwargs: P.kwargs) -> R:
+            result = step(*args, **kwargs)
+            get_run_logger().info("%s: %s", name, result)
+            return result
 
+        as_task = task(name=name, **_TASK_OPTIONS)(logged)
+        return as_task if name in NOT_RETRIED else with_retries(as_task, settings)
 
-@task(name="fit-evaluate", **_TASK_OPTIONS)
-def fit_and_log(settings: Settings, params: dict[str, Any], tuned: bool) -> FitSummary:
-    """Fit, evaluate on the test split and log the run and model to MLflow."""
-    split = training.split_training_data(settings)
-    evaluation = training.fit_evaluate(settings, params, split)
-    study = None
-    if tuned and settings.storage and settings.study_name:
-        study = training.load_study(settings)
-    logged = training.log_run(settings, evaluation, split, study)
-    metadata = training.model_metadata(settings, logged.run_id, "", evaluation)
-    return FitSummary(
-        logged.run_id,
-        logged.model_uri,
-        evaluation.threshold,
-        evaluation.test_metrics,
-        metadata,
-        evaluation.responsible.limits_failed,
-    )
-
-
-@task(name="register", **_TASK_OPTIONS)
-def register(settings: Settings, fitted: FitSummary) -> str:
-    """Register the logged model as a new version of the registered model."""
-    return training.register_version(
-        settings, training.LoggedRun(fitted.run_id, fitted.model_uri), fitted.threshold
-    )
-
-
-@task(name="promotion-gate", **_TASK_OPTIONS)
-def gate(settings: Settings, fitted: FitSummary, version: str) -> dict[str, Any]:
-    """Challenger vs champion on the same test split; the alias moves only if it is better."""
-    split = training.split_training_data(settings)
-    decision, champion = training.gate_version(
-        settings, fitted.run_id, version, split, fitted.test_metrics, fitted.limits_failed
-    )
-    get_run_logger().info("gate: %s", decision.reason)
-    return {"promote": decision.promote, "reason": decision.reason, "champion_version": champion}
-
-
-@task(name="export", **_TASK_OPTIONS)
-def export(
-    settings: Settings, fitted: FitSummary, version: str, promote: bool, output: str | None
-) -> list[str]:
-    """Export the champion to ``settings.model_dir`` (and any run to ``output``)."""
-    metadata = {**fitted.metadata, "model_version": version}
-    folders = training.export_version(
-        settings, fitted.model_uri, metadata, promote, Path(output) if output else None
-    )
-    return [str(folder) for folder in folders]
+    return run_as_task
 
 
 @flow(name=FLOW_NAME, log_prints=True, persist_result=False)
@@ -204,7 +141,7 @@ def training_flow(
     params: dict[str, Any] | None = None,
     output: str | None = None,
 ) -> dict[str, Any]:
-    """Retrain, register and gate a model; the same run as ``credit-risk train``.
+    """Retrain, register and gate a model: :func:`credit_risk.train.run_training` as tasks.
 
     Args:
         settings: all configuration; None reads the environment (``CREDIT_RISK_*``) at run
@@ -216,26 +153,21 @@ def training_flow(
         Run id, model version, promotion decision, champion version, test metrics, exports.
     """
     settings = settings or get_settings()
-    data = validate_data(settings)
-    tuned = params is None
-    if tuned:
-        params = with_retries(tune_params, settings)(settings)
-    assert params is not None
-    fitted = with_retries(fit_and_log, settings)(settings, params, tuned)
-    version = with_retries(register, settings)(settings, fitted)
-    decision = with_retries(gate, settings)(settings, fitted, version)
-    exported = with_retries(export, settings)(
-        settings, fitted, version, decision["promote"], output
+    run = training.run_training(
+        settings, params, Path(output) if output else None, run_step=as_tasks(settings)
     )
+    result = run.result
     return {
-        "run_id": fitted.run_id,
-        "model_version": version,
-        "params": params,
-        "test_metrics": fitted.test_metrics,
-        "data_sha256": data["sha256"],
-        "model_uri": fitted.model_uri,
-        **decision,
-        "exported_to": exported,
+        "run_id": result.run_id,
+        "model_version": result.version,
+        "params": result.params,
+        "test_metrics": result.test_metrics,
+        "data_sha256": run.data.sha256,
+        "model_uri": result.model_uri,
+        "promote": result.gate.promote,
+        "reason": result.gate.reason,
+        "champion_version": result.champion_version,
+        "exported_to": [str(folder) for folder in result.exported_to],
     }
 
 

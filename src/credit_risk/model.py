@@ -39,9 +39,6 @@ SKOPS_TRUSTED_TYPES: list[str] = [
     "collections.defaultdict",
 ]
 
-# The seed's recipe: BalancedRandomForest with imbalanced-learn's defaults.
-SEED_PARAMS: dict[str, Any] = {}
-
 # imbalanced-learn's defaults expressed in the search space (max_features "sqrt" of the ~75
 # encoded columns is ~0.115; depth 32 is unbounded for 800 rows): the search starts here, so
 # it only moves away from the defaults when cross-validation says so. The number of trees is

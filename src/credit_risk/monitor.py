@@ -229,10 +229,10 @@ def decisions_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 def read_decisions(
     url: str, since: datetime | None = None, until: datetime | None = None
 ) -> pd.DataFrame:
-    """The decision log's rows in a time window (see :mod:`credit_risk.decisions`)."""
+    """The decision log's rows in a time window (see :mod:`credit_risk.decision_log`)."""
     import sqlalchemy as sa
 
-    from credit_risk.decisions import decisions_table, make_engine
+    from credit_risk.decision_log import decisions_table, make_engine
 
     table = decisions_table
     query = sa.select(
@@ -260,9 +260,8 @@ def read_decisions(
 
 def reference_data(settings: Settings, model_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """Training inputs (all rows) and the served model's scores on the held-out test split."""
-    from credit_risk.data import split_dataset
+    from credit_risk.data import load_training_data, split_dataset
     from credit_risk.registry import load_exported
-    from credit_risk.train import load_training_data
 
     dataset = load_training_data(settings)
     pipeline, _ = load_exported(model_dir)

@@ -295,11 +295,6 @@ CLASS_LABELS: dict[int, str] = {1: "good", 2: "bad"}
 GOOD, BAD = 1, 2
 
 
-def to_bad_indicator(risk_class: int) -> int:
-    """Map the UCI class (1 good, 2 bad) to the positive-class indicator (1 = bad)."""
-    return int(risk_class == BAD)
-
-
 def label_to_code(attribute: Attribute, value: str) -> str | None:
     """Return the UCI code for a code or a readable label (case-insensitive), else None."""
     if value in attribute.codes:

@@ -202,10 +202,6 @@ class Scorer:
             return self.fast.run_records(records)
         return self.explain_frame(pd.DataFrame(list(records), columns=list(FEATURE_NAMES)))
 
-    def probability_bad(self, applicants: pd.DataFrame) -> np.ndarray:
-        """Probability that each applicant is a bad risk."""
-        return self.explain_frame(applicants)[0]
-
     # -- decisions ----------------------------------------------------------------------------
 
     def decide(self, probability: np.ndarray) -> pd.DataFrame:

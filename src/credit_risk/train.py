@@ -1,4 +1,12 @@
-"""The training run: split -> tune -> refit -> evaluate -> log -> register -> gate -> export."""
+"""The training run, defined once: validate -> tune -> fit -> register -> gate -> export.
+
+:func:`run_training` orders the steps; ``credit-risk train`` runs them in this process
+(:func:`train`) and the Prefect flow runs the same sequence with a step runner that makes each
+named step a task (:mod:`credit_risk.flows`). Steps hand each other small values (parameters,
+run ids, model URIs, metric dicts), never DataFrames or fitted models: a step that needs the
+data re-reads the (small, checksummed) file and re-splits it with the same seed, and the fitted
+model travels through MLflow, so a retried step recomputes from the same inputs.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,11 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import mlflow
 import numpy as np
@@ -19,19 +28,15 @@ from mlflow.models import infer_signature
 
 from credit_risk import __version__
 from credit_risk.card import Assessment, assess_run, log_assessment
-from credit_risk.config import (
-    DEFAULT_DATA,
-    GERMAN_DATA_SHA256,
-    Objective,
-    ProtectedPolicy,
-    Settings,
-)
-from credit_risk.data import Dataset, file_sha256, read_applicants, split_dataset
+from credit_risk.config import Objective, ProtectedPolicy, Settings
+from credit_risk.data import file_sha256, load_training_data, split_dataset
 from credit_risk.evaluate import (
     classification_metrics,
     confusion,
+    costs_of,
     save_plots,
     summarise,
+    threshold_basis,
 )
 from credit_risk.model import SKOPS_TRUSTED_TYPES, build_pipeline, classifier_importances
 from credit_risk.registry import (
@@ -42,16 +47,11 @@ from credit_risk.registry import (
     export_model,
     promotion_gate,
 )
-from credit_risk.tune import (
-    costs_of,
-    cross_validate,
-    load_study,
-    search_objective,
-    threshold_basis,
-    tune,
-)
+from credit_risk.tune import cross_validate, load_study, search_objective, tune
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # The metric the promotion gate compares, per objective, and whether higher is better.
 GATE_METRIC: dict[Objective, tuple[str, bool]] = {
@@ -77,12 +77,6 @@ class TrainingResult:
     champion_version: str
     exported_to: list[Path] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def load_training_data(settings: Settings) -> Dataset:
-    """Read the training file; the shipped german.data must also match its checksum."""
-    shipped = Path(settings.data_path).resolve() == DEFAULT_DATA.resolve()
-    return read_applicants(settings.data_path, GERMAN_DATA_SHA256 if shipped else None)
 
 
 def feature_importances(pipeline: Any) -> dict[str, float]:
@@ -135,11 +129,20 @@ def split_training_data(settings: Settings) -> Split:
     return Split(*split_dataset(dataset, settings.test_size, settings.seed))
 
 
-def search_params(settings: Settings, split: Split) -> tuple[dict[str, Any], optuna.Study | None]:
+@dataclass(frozen=True)
+class SearchSummary:
+    """What the search hands on: the best parameters and the study's name and best value."""
+
+    params: dict[str, Any]
+    study_name: str
+    best_value: float
+
+
+def search_params(settings: Settings, split: Split) -> tuple[dict[str, Any], optuna.Study]:
     """Tune on the training split; with ``trials=0`` and a named stored study, reuse its best.
 
     Returns:
-        The classifier parameters and the study (None when no study was used).
+        The classifier parameters and the study.
     """
     if settings.trials == 0 and settings.study_name is not None and settings.storage:
         study = load_study(settings)
@@ -166,8 +169,8 @@ def final_params(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
 def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Evaluation:
     """Cross-validate on the training split (threshold, CV metrics), refit on it, test.
 
-    The threshold follows ``settings.threshold_rule`` (see :func:`credit_risk.tune.threshold_rule`);
-    either way the test split plays no part in it.
+    The threshold follows ``settings.threshold_rule`` (see
+    :func:`credit_risk.evaluate.threshold_rule`); either way the test split plays no part in it.
     """
     costs = costs_of(settings)
     drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
@@ -201,9 +204,12 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
 
 
 def log_run(
-    settings: Settings, evaluation: Evaluation, split: Split, study: optuna.Study | None
+    settings: Settings, evaluation: Evaluation, split: Split, search: SearchSummary | None
 ) -> LoggedRun:
-    """Log parameters, metrics, plots and the model to a new MLflow run."""
+    """Log parameters, metrics, plots and the model to a new MLflow run.
+
+    ``search`` is None when the parameters were given rather than searched.
+    """
     configure_mlflow(settings)
     costs = costs_of(settings)
     with mlflow.start_run(run_name=f"train-{settings.objective.value}") as run:
@@ -216,7 +222,7 @@ def log_run(
                 "search_objective": search_objective(settings).value,
                 "cv_folds": settings.cv_folds,
                 "test_size": settings.test_size,
-                "trials": settings.trials if study else 0,
+                "trials": settings.trials if search else 0,
                 "protected_policy": settings.protected_policy.value,
                 "cost_bad_accepted": costs.bad_accepted,
                 "cost_good_rejected": costs.good_rejected,
@@ -237,9 +243,9 @@ def log_run(
             }
         )
         mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
-        if study is not None:
-            mlflow.log_metric("study_best_value", float(study.best_value))
-            mlflow.set_tag("study_name", study.study_name)
+        if search is not None:
+            mlflow.log_metric("study_best_value", search.best_value)
+            mlflow.set_tag("study_name", search.study_name)
         with tempfile.TemporaryDirectory() as folder:
             save_plots(
                 split.y_test.to_numpy(),
@@ -278,7 +284,6 @@ def gate_version(
     settings: Settings,
     run_id: str,
     version: str,
-    split: Split,
     challenger_metrics: dict[str, float],
     limits_failed: list[str] | None = None,
 ) -> tuple[GateDecision, str]:
@@ -287,6 +292,7 @@ def gate_version(
     Returns:
         The decision and the champion's version number after it.
     """
+    split = split_training_data(settings)
     client = configure_mlflow(settings)
     name = settings.registered_model_name
     gate = _gate(client, settings, split.x_test, split.y_test, challenger_metrics, limits_failed)
@@ -340,10 +346,141 @@ def export_version(
     return exported
 
 
+class StepRunner(Protocol):
+    """Runs one named step of :func:`run_training` (the flow's runner makes it a Prefect task)."""
+
+    def __call__(self, name: str, step: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+def call_directly(name: str, step: Callable[P, R], /) -> Callable[P, R]:
+    """The default step runner: the step itself, in this process."""
+    return step
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What the data check found: the file, its checksum, the split sizes, the bad rate."""
+
+    path: str
+    sha256: str
+    train_rows: int
+    test_rows: int
+    bad_rate: float
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """What the fit hands on: ids and small metric dicts, not the fitted model."""
+
+    run_id: str
+    model_uri: str
+    threshold: float
+    test_metrics: dict[str, float]
+    cv_metrics: dict[str, float] = field(repr=False)
+    # Promotion-gate limits the fairness audit breaks (credit_risk.card.assess_run).
+    limits_failed: list[str] | None
+    # metadata.json of the export, but for the version number (not known before registering).
+    metadata: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """A finished training run: what the data check found and what the run produced."""
+
+    data: DataSummary
+    result: TrainingResult
+
+
+def validate_data(settings: Settings) -> DataSummary:
+    """Read, validate and split the training file: bad data fails here, before any tuning."""
+    split = split_training_data(settings)
+    return DataSummary(
+        path=str(settings.data_path),
+        sha256=file_sha256(Path(settings.data_path)),
+        train_rows=len(split.y_train),
+        test_rows=len(split.y_test),
+        bad_rate=float(split.y_train.mean()),
+    )
+
+
+def tune_params(settings: Settings) -> SearchSummary:
+    """Optuna search on the training split (or the stored study's best with ``trials=0``)."""
+    params, study = search_params(settings, split_training_data(settings))
+    return SearchSummary(params, study.study_name, float(study.best_value))
+
+
+def fit_and_log(
+    settings: Settings, params: dict[str, Any], search: SearchSummary | None
+) -> FitSummary:
+    """Fit, evaluate on the test split and log the run and its model to MLflow."""
+    split = split_training_data(settings)
+    evaluation = fit_evaluate(settings, params, split)
+    logged = log_run(settings, evaluation, split, search)
+    return FitSummary(
+        run_id=logged.run_id,
+        model_uri=logged.model_uri,
+        threshold=evaluation.threshold,
+        test_metrics=evaluation.test_metrics,
+        cv_metrics=evaluation.cv_metrics,
+        limits_failed=evaluation.responsible.limits_failed,
+        metadata=model_metadata(settings, logged.run_id, "", evaluation),
+    )
+
+
+def run_training(
+    settings: Settings,
+    params: dict[str, Any] | None = None,
+    output: Path | None = None,
+    run_step: StepRunner = call_directly,
+) -> TrainingRun:
+    """The training sequence, each step run through ``run_step`` under its name.
+
+    Args:
+        settings: all configuration (data, seed, objective, trials, stores).
+        params: fixed classifier hyperparameters; None runs the Optuna search.
+        output: also export this run's model (champion or not) to this folder.
+        run_step: how each step runs (default: directly; the flow: as a Prefect task).
+
+    Returns:
+        The data check's summary and the run's result.
+    """
+    started = time.perf_counter()
+    data = run_step("validate-data", validate_data)(settings)
+    search = None
+    if params is None:
+        search = run_step("tune", tune_params)(settings)
+        params = search.params
+    fitted = run_step("fit-evaluate", fit_and_log)(settings, params, search)
+    logged = LoggedRun(fitted.run_id, fitted.model_uri)
+    version = run_step("register", register_version)(settings, logged, fitted.threshold)
+    gate, champion_number = run_step("promotion-gate", gate_version)(
+        settings, fitted.run_id, version, fitted.test_metrics, fitted.limits_failed
+    )
+    metadata = {**fitted.metadata, "model_version": version}
+    exported = run_step("export", export_version)(
+        settings, fitted.model_uri, metadata, gate.promote, output
+    )
+    result = TrainingResult(
+        run_id=fitted.run_id,
+        model_uri=fitted.model_uri,
+        model_name=settings.registered_model_name,
+        version=version,
+        params=params,
+        threshold=fitted.threshold,
+        test_metrics=fitted.test_metrics,
+        cv_metrics=fitted.cv_metrics,
+        gate=gate,
+        champion_version=champion_number,
+        exported_to=exported,
+        seconds=time.perf_counter() - started,
+    )
+    return TrainingRun(data, result)
+
+
 def train(
     settings: Settings, params: dict[str, Any] | None = None, output: Path | None = None
 ) -> TrainingResult:
-    """Run one training run end to end.
+    """Run one training run end to end, in this process (:func:`run_training`).
 
     Args:
         settings: all configuration (data, seed, objective, trials, stores).
@@ -353,38 +490,7 @@ def train(
     Returns:
         The run's ids, metrics, and the promotion decision.
     """
-    started = time.perf_counter()
-    split = split_training_data(settings)
-    study = None
-    if params is None:
-        params, study = search_params(settings, split)
-    evaluation = fit_evaluate(settings, params, split)
-    logged = log_run(settings, evaluation, split, study)
-    version = register_version(settings, logged, evaluation.threshold)
-    gate, champion_number = gate_version(
-        settings,
-        logged.run_id,
-        version,
-        split,
-        evaluation.test_metrics,
-        evaluation.responsible.limits_failed,
-    )
-    metadata = model_metadata(settings, logged.run_id, version, evaluation)
-    exported = export_version(settings, logged.model_uri, metadata, gate.promote, output)
-    return TrainingResult(
-        run_id=logged.run_id,
-        model_uri=logged.model_uri,
-        model_name=settings.registered_model_name,
-        version=version,
-        params=params,
-        threshold=evaluation.threshold,
-        test_metrics=evaluation.test_metrics,
-        cv_metrics=evaluation.cv_metrics,
-        gate=gate,
-        champion_version=champion_number,
-        exported_to=exported,
-        seconds=time.perf_counter() - started,
-    )
+    return run_training(settings, params, output).result
 
 
 def _gate(

@@ -1,5 +1,8 @@
 """Optuna hyperparameter search scored by stratified k-fold CV on the training split.
 
+Only the search lives here; which threshold a fold's predictions are cut at is threshold policy
+(:mod:`credit_risk.evaluate.threshold`).
+
 The forest balances classes by undersampling inside each tree's bootstrap, so resampling only
 ever sees training folds. ``trials`` is the number of finished trials the study should reach:
 re-running with the same ``--storage``/``--study-name`` resumes, and several workers sharing
@@ -23,17 +26,12 @@ from sklearn.model_selection import StratifiedKFold
 from credit_risk.config import Objective, ProtectedPolicy, Settings, ThresholdRule
 from credit_risk.evaluate import (
     CostMatrix,
-    bayes_threshold,
+    choose_threshold,
     classification_metrics,
-    cost_optimal_threshold,
+    costs_of,
+    threshold_rule,
 )
-from credit_risk.model import (
-    CALIBRATION_KEY,
-    DEFAULT_CALIBRATION,
-    DEFAULT_TRIAL,
-    build_pipeline,
-    suggest_params,
-)
+from credit_risk.model import CALIBRATION_KEY, DEFAULT_TRIAL, build_pipeline, suggest_params
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +39,6 @@ log = logging.getLogger(__name__)
 RetryStaleTrial = getattr(
     optuna.storages, "RetryHeartbeatStaleTrialCallback", optuna.storages.RetryFailedTrialCallback
 )
-
-# Threshold used by the seed's recall objective.
-SEED_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -53,66 +48,6 @@ class CrossValidation:
     probability: np.ndarray
     threshold: float
     per_fold: list[dict[str, float]]
-
-
-def costs_of(settings: Settings) -> CostMatrix:
-    return CostMatrix(settings.cost_bad_accepted, settings.cost_good_rejected)
-
-
-def threshold_rule(settings: Settings, params: dict[str, Any]) -> ThresholdRule:
-    """``settings.threshold_rule`` for calibrated pipelines; cross-validated otherwise.
-
-    The uncalibrated forest's scores overstate the bad rate (each tree trains on a balanced
-    sample), so the Bayes threshold only applies once a calibrator maps them to probabilities.
-    """
-    calibrated = str(params.get(CALIBRATION_KEY, DEFAULT_CALIBRATION)) != "none"
-    return settings.threshold_rule if calibrated else ThresholdRule.CROSS_VALIDATED
-
-
-SEED_RULE = "seed_0.5"
-
-
-def threshold_basis(settings: Settings, params: dict[str, Any]) -> str:
-    """What set the threshold, as recorded in the run and metadata.
-
-    ``seed_0.5`` for the recall objective (the seed's threshold), else the
-    :class:`ThresholdRule` that applies (see :func:`threshold_rule`).
-    """
-    if settings.objective is Objective.RECALL:
-        return SEED_RULE
-    return threshold_rule(settings, params).value
-
-
-def fixed_threshold(objective: Objective, rule: ThresholdRule, costs: CostMatrix) -> float | None:
-    """The threshold when it needs no predictions (recall: the seed's 0.5; the Bayes rule).
-
-    Returns:
-        The threshold, or None when it must be chosen on out-of-fold predictions.
-    """
-    if objective is Objective.RECALL:
-        return SEED_THRESHOLD
-    if rule is ThresholdRule.BAYES:
-        return bayes_threshold(costs)
-    return None
-
-
-def choose_threshold(
-    objective: Objective,
-    y: np.ndarray,
-    probability: np.ndarray,
-    costs: CostMatrix,
-    rule: ThresholdRule = ThresholdRule.CROSS_VALIDATED,
-) -> float:
-    """The recall objective keeps the seed's 0.5; the others follow ``rule``.
-
-    Args:
-        objective: what the run optimises.
-        y, probability: out-of-fold labels (1 = bad) and probabilities of bad.
-        costs: the cost matrix.
-        rule: Bayes (calibrated probabilities only) or the cost-optimal threshold on ``y``.
-    """
-    fixed = fixed_threshold(objective, rule, costs)
-    return fixed if fixed is not None else cost_optimal_threshold(y, probability, costs)[0]
 
 
 def objective_value(

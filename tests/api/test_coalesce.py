@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from credit_risk.api.coalesce import Coalescer, DecisionLogUnavailable, new_request_id
 from credit_risk.api.metrics import ServiceMetrics
-from credit_risk.decisions import (
+from credit_risk.decision_log import (
     DecisionLog,
     _driver_insert,
     count_rows,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from credit_risk.api import create_app
-from credit_risk.decisions import DecisionLog, count_rows, decisions_table, make_engine
+from credit_risk.decision_log import DecisionLog, count_rows, decisions_table, make_engine
 from credit_risk.localserver import free_port, wait_until_ready
 from credit_risk.scoring import Scorer
 from tests.api.conftest import (
@@ -144,7 +144,7 @@ def test_decision_log_drains_queue_on_close(tmp_path: Path) -> None:
     async def write_all() -> None:
         from datetime import UTC, datetime
 
-        from credit_risk.decisions import decision_row
+        from credit_risk.decision_log import decision_row
 
         rows = [
             decision_row(i, datetime.now(UTC), "1", APPLICANT, 0.5, 2, "reject", 0.3, [])

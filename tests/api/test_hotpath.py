@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from credit_risk.api import create_app
 from credit_risk.api.hotpath import PredictHotPath
 from credit_risk.config import Settings
-from credit_risk.decisions import count_rows, make_engine
+from credit_risk.decision_log import count_rows, make_engine
 from credit_risk.schema import ATTRIBUTES, Kind
 from credit_risk.scoring import Scorer
 from tests.api.conftest import APPLICANT, service_settings

@@ -22,7 +22,7 @@ from credit_risk.api.models import Applicant, batch_request_model
 from credit_risk.api.routes import card, meta, page, predict
 from credit_risk.api.state import ServiceState, load_scorer
 from credit_risk.config import Settings, get_settings
-from credit_risk.decisions import DecisionLog
+from credit_risk.decision_log import DecisionLog
 from credit_risk.scoring import Scorer
 
 log = logging.getLogger(__name__)

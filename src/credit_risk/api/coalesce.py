@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from credit_risk.api.metrics import ServiceMetrics
-from credit_risk.decisions import DecisionLog, decision_row
+from credit_risk.decision_log import DecisionLog, decision_row
 from credit_risk.scoring import Scorer
 
 Payload = dict[str, Any]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from credit_risk.api.coalesce import Coalescer
 from credit_risk.api.metrics import ServiceMetrics
 from credit_risk.config import Settings
-from credit_risk.decisions import DecisionLog
+from credit_risk.decision_log import DecisionLog
 from credit_risk.scoring import Scorer
 
 
@@ -19,7 +19,6 @@ class ServiceState:
     decision_log: DecisionLog | None = None
     load_error: str | None = None
     loading: bool = True
-    extra: dict[str, object] = field(default_factory=dict)
     coalescer: Coalescer = field(init=False)
 
     def __post_init__(self) -> None:

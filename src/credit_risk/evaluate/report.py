@@ -1,4 +1,4 @@
-"""Honest model-quality protocol: repeated stratified k-fold CV with nested tuning.
+"""The quality report of ``credit-risk evaluate``: repeated stratified k-fold CV, nested tuning.
 
 Each recipe is fitted on the outer training fold only; its hyperparameters (tuned recipe) are
 chosen on inner cross-validation of that training fold, and its threshold either there too
@@ -17,11 +17,14 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
 from credit_risk.config import ProtectedPolicy, Settings, ThresholdRule
-from credit_risk.evaluate import (
+from credit_risk.data import load_training_data
+from credit_risk.evaluate.metrics import classification_metrics, costs_of, summarise
+from credit_risk.evaluate.threshold import (
+    SEED_THRESHOLD,
     bayes_threshold,
-    classification_metrics,
     cost_optimal_threshold,
-    summarise,
+    fixed_threshold,
+    threshold_rule,
 )
 from credit_risk.model import (
     CALIBRATION_FOLDS_KEY,
@@ -29,15 +32,7 @@ from credit_risk.model import (
     build_logistic_pipeline,
     build_pipeline,
 )
-from credit_risk.tune import (
-    SEED_THRESHOLD,
-    costs_of,
-    cross_validate,
-    fixed_threshold,
-    search_objective,
-    threshold_rule,
-    tune,
-)
+from credit_risk.tune import cross_validate, search_objective, tune
 
 RECIPES: dict[str, str] = {
     "seed": "seed recipe: BalancedRandomForest, defaults, threshold 0.5",
@@ -151,8 +146,6 @@ def repeated_cv_report(
     Returns:
         One row per recipe: its name, description and ``<metric>_mean`` / ``<metric>_std``.
     """
-    from credit_risk.train import load_training_data
-
     dataset = load_training_data(settings)
     x, y = dataset.features, dataset.target
     assert y is not None

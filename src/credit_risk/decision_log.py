@@ -28,9 +28,8 @@ TABLE_NAME = "decisions"
 # Most rows one transaction takes from the queue; bounds a commit's latency under load.
 MAX_GROUP = 512
 # SQLite: WAL frames (pages, 4 KiB) beyond which the checkpoint thread holds commits for one
-# complete checkpoint, so the WAL can rewind. That hold stalls the event loop's commits for
-# 20-40 ms here (two fsyncs); at saturation (~5000 frames/s at 16 connections) this limit makes
-# it happen every ~13 s instead of every ~3 s, which took those stalls out of the p99.
+# complete checkpoint, so the WAL can rewind. That hold stalls the event loop's commits (two
+# fsyncs); a high limit makes it rare enough to stay out of the p99 at saturation.
 MAX_WAL_FRAMES = 65536
 # A WAL file is cut back to this size after a checkpoint: the limit's frames (page and header),
 # so a rewound WAL is overwritten in place rather than truncated and grown (block allocation)
@@ -64,8 +63,8 @@ def make_engine(url: str, autocheckpoint: bool = True) -> Engine:
         url: SQLAlchemy database URL.
         autocheckpoint: let SQLite checkpoint the WAL inside the commit that crosses its size
             limit (SQLite's default). The decision log's writer turns it off and checkpoints
-            from a thread of its own instead: the checkpoint's fsync took a commit from
-            ~0.15 ms to ~4 ms once every few hundred commits, and requests waited for it.
+            from a thread of its own instead: the checkpoint's fsync made one commit in a few
+            hundred many times slower, and requests waited for it.
     """
     if url.startswith("sqlite"):
         engine = sa.create_engine(
@@ -105,7 +104,7 @@ class DecisionLog:
         checkpoint_seconds: SQLite only: how often a background thread checkpoints the WAL
             into the database file (passively: it never blocks the writer).
         inline: commit in the caller's thread (the event loop) instead of the writer thread.
-            For SQLite a commit is ~0.1 ms of local work with no fsync (WAL, checkpoints run
+            For SQLite a commit is a little local work with no fsync (WAL, checkpoints run
             elsewhere), less than handing it to another thread and back, which also makes the
             writer wait for the interpreter lock while the event loop is busy. Default: inline
             for SQLite, the writer thread for server databases (a commit waits on the network
