@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, field_validator
 
 from credit_risk.config import Objective
 
@@ -55,7 +55,7 @@ class ModelMetadata(BaseModel):
     model_name: str = Field(min_length=1)
     model_version: str = Field(min_length=1)
     run_id: str | None
-    trained_at: datetime | None
+    trained_at: str | None  # ISO 8601, checked below
     objective: Objective | None
     # Reject when probability_bad >= threshold: 0 would reject everyone, 1 approve everyone.
     threshold: StrictFloat = Field(gt=0, lt=1, allow_inf_nan=False)
@@ -64,6 +64,13 @@ class ModelMetadata(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     package_version: str | None = None
     source: str | None = None
+
+    @field_validator("trained_at")
+    @classmethod
+    def _iso_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            datetime.fromisoformat(value)  # ValueError: reported as the field's problem
+        return value
 
 
 def _describe(error: Mapping[str, Any]) -> tuple[str, str]:

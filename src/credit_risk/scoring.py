@@ -189,7 +189,7 @@ class Scorer:
         folder = Path(folder)
         metadata = read_metadata(folder)
         source = folder / METADATA_FILE
-        files = model_file_digests(folder)
+        files = model_file_digests(folder) if compile_fast else None
         if compile_fast:
             fast = load_cached(folder / FASTPATH_DIR, metadata, files)
             if fast is not None:

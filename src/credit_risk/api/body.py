@@ -79,18 +79,22 @@ def _per_applicant_counts() -> dict[bytes, int]:
 
 _PER_APPLICANT = _per_applicant_counts()
 _BATCH_WRAPPER = {b"{": 1, b"[": 1, b":": 1, b",": 0}
+# Room for a few mistakes (an array given for a value, a stray key) to be reported field by
+# field rather than refused as a whole: per applicant, and per body.
+_SLACK_PER_APPLICANT = {b"{": 1, b"[": 1, b":": 2, b",": 2}
+_SLACK = 64
 
 
 def structure_limits(rules: BodyRules) -> dict[bytes, int]:
-    """The most of each counted character that a valid body can hold (whitespace aside).
+    """The most of each counted character accepted in a body (whitespace aside).
 
-    A batch is allowed the room of twice ``max_batch`` applicants, so that a batch a little
-    over the limit is told so in the list's own words ("at most N items").
+    What a valid body can hold, with some slack (so that a batch a little over the limit is
+    still told so in the list's own words, "at most N items"). The work of parsing a body
+    stays proportional to it.
     """
-    if not rules.batch:
-        return dict(_PER_APPLICANT)
+    rows, wrapper = (rules.max_batch, _BATCH_WRAPPER) if rules.batch else (1, {})
     return {
-        char: 2 * rules.max_batch * count + _BATCH_WRAPPER[char]
+        char: rows * (count + _SLACK_PER_APPLICANT[char]) + wrapper.get(char, 0) + _SLACK
         for char, count in _PER_APPLICANT.items()
     }
 
