@@ -255,11 +255,13 @@ def _parse(body: bytes) -> tuple[Any, dict[int, str]]:
     except UnicodeDecodeError as error:
         raise _invalid_json(f"not UTF-8 text (byte {error.start})") from None
     repeated: dict[int, str] = {}
+    kept: list[dict[str, Any]] = []  # an id stays unique only while its object lives
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(items)
         if len(obj) != len(items):
             repeated[id(obj)] = _first_repeated(items)
+            kept.append(obj)
         return obj
 
     try:

@@ -25,7 +25,6 @@ ECHO_CHARS = 100
 # Containers are echoed only when this small (else "N items" / "N keys").
 _ECHO_ITEMS = 5
 _INT64 = 2**63
-DEFAULT_MAX_ERRORS = 50
 
 
 def _cut(text: str, limit: int = ECHO_CHARS) -> str:
@@ -90,7 +89,7 @@ def _allowed(kind: str, loc: Sequence[Any], max_batch: int) -> tuple[str | None,
 
 
 def describe_errors(
-    errors: Sequence[dict[str, Any]], max_batch: int, max_errors: int = DEFAULT_MAX_ERRORS
+    errors: Sequence[dict[str, Any]], max_batch: int, max_errors: int
 ) -> tuple[list[dict[str, Any]], int]:
     """Pydantic/FastAPI errors as ``{field, value, allowed, message, ...}`` items, bounded.
 
