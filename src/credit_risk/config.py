@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list)
     max_batch: int = Field(1000, ge=1, le=100_000)
+    # Larger request bodies get a 413 before they are parsed. None: twice the largest valid
+    # batch of max_batch applicants, plus 64 KiB (credit_risk.api.body.default_body_limit).
+    max_body_bytes: int | None = Field(None, ge=1024)
+    # Problems listed in a 422; further ones are only counted (omitted_errors).
+    max_reported_errors: int = Field(50, ge=1, le=10_000)
     decision_log_url: str = "sqlite:///decisions.db"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

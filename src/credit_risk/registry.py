@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from credit_risk.model_folder import METADATA_FILE, MODEL_SUBDIR
+
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "metadata.json"
-MODEL_SUBDIR = "model"
 THRESHOLD_TAG = "threshold"
 
 
@@ -134,14 +134,10 @@ def export_model(model_uri: str, metadata: dict[str, Any], folder: Path) -> Path
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
-    """The metadata of an exported model folder."""
-    path = Path(folder) / METADATA_FILE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{folder} is not an exported model (no {METADATA_FILE}); train one with "
-            "`credit-risk train` or `make train`"
-        )
-    return json.loads(path.read_text())
+    """The validated metadata of an exported model folder (see :mod:`credit_risk.model_folder`)."""
+    from credit_risk.model_folder import read_metadata as read_validated
+
+    return read_validated(folder)
 
 
 def compile_fast_path(folder: Path) -> bool:
@@ -151,11 +147,14 @@ def compile_fast_path(folder: Path) -> bool:
         Whether it compiled and passed verification; if not, serving falls back to the pipeline.
     """
     from credit_risk.fastpath import FASTPATH_DIR, FastPathUnavailable, load_or_build
+    from credit_risk.model_folder import model_file_digests
 
-    pipeline, metadata = load_exported(folder)
     try:
-        load_or_build(pipeline, metadata, Path(folder) / FASTPATH_DIR)
-    # Not a compilable forest pipeline (e.g. no "encode" step): export it all the same.
+        pipeline, metadata = load_exported(folder)
+        files = model_file_digests(folder)
+        load_or_build(pipeline, metadata, Path(folder) / FASTPATH_DIR, files=files)
+    # Not a compilable forest pipeline (e.g. no "encode" step), or a folder that serving will
+    # refuse with the same error (ModelFolderError): export it all the same.
     except (FastPathUnavailable, KeyError, AttributeError, TypeError, ValueError) as error:
         log.warning("no fast path for %s: %s", folder, error)
         return False
@@ -163,12 +162,11 @@ def compile_fast_path(folder: Path) -> bool:
 
 
 def load_exported(folder: Path) -> tuple[Any, dict[str, Any]]:
-    """Load an exported model folder: the fitted pipeline and its metadata."""
-    import mlflow.sklearn
+    """Load an exported model folder: the fitted pipeline and its validated metadata."""
+    from credit_risk.model_folder import load_pipeline
 
     metadata = read_metadata(folder)
-    pipeline = mlflow.sklearn.load_model(str(Path(folder) / MODEL_SUBDIR))
-    return pipeline, metadata
+    return load_pipeline(folder), metadata
 
 
 def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, Any]]:

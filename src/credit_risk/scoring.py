@@ -5,7 +5,8 @@ metrics) and the compiled fast path generated from it (:mod:`credit_risk.fastpat
 uses the fast path; when a pipeline cannot be compiled, it falls back to scikit-learn with the
 same decisions and reasons, only slower. An exported folder whose verified fast-path cache is
 intact is loaded from the cache alone (no MLflow, no scikit-learn); the pipeline is then read
-only if something asks for it.
+only if something asks for it. Whatever the source, the metadata is validated first
+(:mod:`credit_risk.model_folder`): a model without a usable threshold is never loaded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ from credit_risk.fastpath import (
     load_cached,
     load_or_build,
     reference_contributions,
+)
+from credit_risk.model_folder import (
+    METADATA_FILE,
+    load_pipeline,
+    model_file_digests,
+    read_metadata,
+    validate_metadata,
 )
 from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, GOOD
 
@@ -93,6 +101,10 @@ class Scorer:
         metadata: the model's metadata (threshold, version, metrics).
         fast: the compiled fast path, or None to score with scikit-learn.
         load_pipeline: reads the fitted pipeline when it was not loaded up front.
+        source: where the metadata comes from, named in a validation error.
+
+    Raises:
+        ModelFolderError: the metadata is not valid (e.g. a threshold outside (0, 1)).
     """
 
     def __init__(
@@ -101,7 +113,9 @@ class Scorer:
         metadata: dict[str, Any],
         fast: FastPath | None = None,
         load_pipeline: Callable[[], Any] | None = None,
+        source: Path | str = "model metadata",
     ) -> None:
+        validate_metadata(metadata, source)
         self._pipeline = pipeline
         self._load_pipeline = load_pipeline
         self.metadata = metadata
@@ -129,43 +143,66 @@ class Scorer:
         metadata: dict[str, Any],
         cache_dir: Path | None = None,
         compile_fast: bool = True,
+        files: dict[str, str] | None = None,
+        source: Path | str = "model metadata",
     ) -> Scorer:
-        """Wrap a fitted pipeline, compiling (or loading) its fast path."""
+        """Wrap a fitted pipeline, compiling (or loading) its fast path.
+
+        Args:
+            pipeline: the fitted pipeline.
+            metadata: its metadata (validated before anything is compiled).
+            cache_dir: where the verified fast path is cached (None: not cached).
+            compile_fast: use the compiled fast path (False: scikit-learn only).
+            files: sha256 of an exported folder's pipeline files (part of the cache key).
+            source: where the metadata comes from, named in a validation error.
+        """
+        validate_metadata(metadata, source)
         fast = None
         if compile_fast:
             try:
-                fast = load_or_build(pipeline, metadata, cache_dir)
+                fast = load_or_build(pipeline, metadata, cache_dir, files=files)
             except FastPathUnavailable as error:
                 log.warning("fast path unavailable, scoring with scikit-learn: %s", error)
-        return cls(pipeline=pipeline, metadata=metadata, fast=fast)
+        return cls(pipeline=pipeline, metadata=metadata, fast=fast, source=source)
 
     @classmethod
     def from_folder(cls, folder: Path, compile_fast: bool = True, batch: bool = False) -> Scorer:
         """Load an exported model folder (see :func:`credit_risk.registry.export_model`).
 
-        With a verified, intact fast-path cache in ``folder/fastpath`` (written at export or by
-        an earlier load) only the cache is read: no MLflow, no scikit-learn, no pipeline. Else
-        the pipeline is loaded, compiled, verified and the cache (re)written when the folder is
-        writable.
+        The folder is checked as a whole first: ``metadata.json`` against its schema, and the
+        sha256 of every file of ``model/``. With a verified fast-path cache in
+        ``folder/fastpath`` (written at export or by an earlier load) built from exactly this
+        metadata and these files, only the cache is read: no MLflow, no scikit-learn, no
+        pipeline. Else the pipeline is loaded, compiled, verified and the cache (re)written when
+        the folder is writable.
 
         Args:
             folder: the exported model folder.
             compile_fast: use the compiled fast path (False: scikit-learn only).
             batch: scoring files only: skip preparing the per-request engine up front.
-        """
-        from credit_risk.registry import load_exported, read_metadata
 
+        Raises:
+            ModelFolderError: the folder cannot be trusted; the message names the file and
+                the field (a missing or invalid ``metadata.json``, a missing or unloadable
+                pipeline).
+        """
         folder = Path(folder)
+        metadata = read_metadata(folder)
+        source = folder / METADATA_FILE
+        files = model_file_digests(folder) if compile_fast else None
         if compile_fast:
-            metadata = read_metadata(folder)
-            fast = load_cached(folder / FASTPATH_DIR, metadata)
+            fast = load_cached(folder / FASTPATH_DIR, metadata, files)
             if fast is not None:
                 if not batch:
                     fast.prepare()  # now, not on the first request
                 log.info("fast path loaded from the verified cache in %s", folder / FASTPATH_DIR)
-                return cls(None, metadata, fast, load_pipeline=lambda: load_exported(folder)[0])
-        pipeline, metadata = load_exported(folder)
-        return cls.from_pipeline(pipeline, metadata, folder / FASTPATH_DIR, compile_fast)
+                return cls(
+                    None, metadata, fast, load_pipeline=lambda: load_pipeline(folder), source=source
+                )
+        pipeline = load_pipeline(folder)
+        return cls.from_pipeline(
+            pipeline, metadata, folder / FASTPATH_DIR, compile_fast, files, source
+        )
 
     @classmethod
     def from_uri(cls, model_uri: str, tracking_uri: str) -> Scorer:
@@ -173,7 +210,7 @@ class Scorer:
         from credit_risk.registry import load_registered
 
         pipeline, metadata = load_registered(model_uri, tracking_uri)
-        return cls.from_pipeline(pipeline, metadata)
+        return cls.from_pipeline(pipeline, metadata, source=model_uri)
 
     # -- probabilities and contributions ------------------------------------------------------
 

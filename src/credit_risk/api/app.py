@@ -15,14 +15,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credit_risk import __version__
+from credit_risk.api.body import BodyRules, default_body_limit
 from credit_risk.api.errors import http_error_handler, validation_error_handler
-from credit_risk.api.hotpath import PATH, PredictHotPath
+from credit_risk.api.guard import RequestGuard
+from credit_risk.api.hotpath import BATCH_PATH, PATH, PredictHotPath
 from credit_risk.api.metrics import MetricsMiddleware, ServiceMetrics
-from credit_risk.api.models import Applicant, batch_request_model
+from credit_risk.api.models import batch_request_model
 from credit_risk.api.routes import card, meta, page, predict
 from credit_risk.api.state import ServiceState, load_scorer
 from credit_risk.config import Settings, get_settings
 from credit_risk.decision_log import DecisionLog
+from credit_risk.model_folder import ModelFolderError
 from credit_risk.scoring import Scorer
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,9 @@ async def _load_model(state: ServiceState) -> None:
         state.scorer = await asyncio.to_thread(load_scorer, state.settings)
         log.info("serving model version %s", state.scorer.version)
         _freeze_heap()
+    except ModelFolderError as error:  # says which file and field: no traceback needed
+        log.error("model loading failed: %s", error)
+        state.load_error = f"model loading failed: {error}"
     except Exception as error:  # reported by /health; the service stays up to say so
         log.exception("model loading failed")
         state.load_error = f"model loading failed: {error}"
@@ -88,6 +94,7 @@ def create_app(
     )
     app.state.service = state
     app.state.max_batch = settings.max_batch
+    app.state.max_errors = settings.max_reported_errors
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     predict_router = predict.build_router(
@@ -98,9 +105,20 @@ def create_app(
     app.include_router(card.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
-    # Innermost of the middleware: CORS and metrics still apply to what it answers.
-    predict_route = next(r for r in predict_router.routes if getattr(r, "path", "") == PATH)
-    app.add_middleware(PredictHotPath, state=state, applicant_model=Applicant, route=predict_route)
+    # Innermost of the middleware, the hot path then the guard in front of it: CORS and
+    # metrics still apply to what they answer.
+    routes = {
+        path: r
+        for r in predict_router.routes
+        if (path := getattr(r, "path", "")) in (PATH, BATCH_PATH)
+    }
+    app.add_middleware(PredictHotPath, state=state, routes=routes)
+    rules = {
+        path: BodyRules(path == BATCH_PATH, settings.max_batch, settings.max_reported_errors)
+        for path in routes
+    }
+    max_bytes = settings.max_body_bytes or default_body_limit(settings.max_batch)
+    app.add_middleware(RequestGuard, state=state, rules=rules, routes=routes, max_bytes=max_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

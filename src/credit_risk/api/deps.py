@@ -11,6 +11,9 @@ from fastapi.security import APIKeyHeader
 from credit_risk.api.state import ServiceState
 from credit_risk.scoring import Scorer
 
+UNAUTHORISED = "missing or wrong X-API-Key"
+CHALLENGE = {"WWW-Authenticate": "APIKey"}
+
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Required when the service has an API key set."
 )
@@ -43,8 +46,4 @@ def key_matches(expected: str | None, given: bytes | None) -> bool:
 
 async def check_api_key(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
     if not key_matches(state.settings.api_key, key.encode() if key is not None else None):
-        raise HTTPException(
-            status_code=401,
-            detail="missing or wrong X-API-Key",
-            headers={"WWW-Authenticate": "APIKey"},
-        )
+        raise HTTPException(status_code=401, detail=UNAUTHORISED, headers=CHALLENGE)

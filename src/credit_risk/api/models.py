@@ -59,12 +59,20 @@ def _applicant_field(attribute: Attribute) -> tuple[Any, Any]:
 
 EXAMPLE_APPLICANT: dict[str, Any] = {a.name: a.default for a in ATTRIBUTES}
 
-Applicant: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "Applicant",
-    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_APPLICANT]}),
-    __doc__="One credit applicant: the 20 attributes of the Statlog German Credit codebook.",
-    **{a.name: _applicant_field(a) for a in ATTRIBUTES},
-)
+
+def applicant_model(
+    name: str = "Applicant", extra: Literal["forbid", "ignore"] = "forbid"
+) -> type[BaseModel]:
+    """The applicant model generated from the codebook (``extra``: what unknown keys do)."""
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        name,
+        __config__=ConfigDict(extra=extra, json_schema_extra={"examples": [EXAMPLE_APPLICANT]}),
+        __doc__="One credit applicant: the 20 attributes of the Statlog German Credit codebook.",
+        **{a.name: _applicant_field(a) for a in ATTRIBUTES},
+    )
+
+
+Applicant: type[BaseModel] = applicant_model()
 
 
 def batch_request_model(max_batch: int) -> type[BaseModel]:
@@ -121,7 +129,10 @@ class FieldError(BaseModel):
 
 
 class ValidationErrorResponse(BaseModel):
-    detail: list[FieldError]
+    detail: list[FieldError] = Field(
+        description="The problems found, each field once, at most the service's error limit."
+    )
+    omitted_errors: int = Field(0, description="Further problems found but not listed.")
 
 
 class ErrorResponse(BaseModel):

@@ -3,9 +3,11 @@
 A compiled fast path is written to ``<model folder>/fastpath/`` only after :func:`verify`
 passed, with a manifest holding the verification result and each file's sha256.
 :func:`load_cached` serves from that cache alone, without MLflow, scikit-learn or the fitted
-pipeline, when the manifest matches the model's metadata (:func:`fingerprint`), this code
-(:func:`code_fingerprint`) and the files; anything else falls back to loading the pipeline,
-compiling and verifying again (:func:`load_or_build`).
+pipeline, when the manifest matches the model (:func:`fingerprint`: every metadata field and,
+for an exported folder, the sha256 of each file of its pipeline), this code
+(:func:`code_fingerprint`) and the cache's files; anything else (an edited ``metadata.json``
+or ``model.skops`` included) falls back to loading the pipeline, compiling and verifying
+again (:func:`load_or_build`).
 """
 
 from __future__ import annotations
@@ -38,21 +40,20 @@ GRAPH_FILE = "forest.onnx"
 TREES_FILE = "forest.npz"
 META_FILE = "fastpath.json"
 # Bumped whenever the generated artifact's layout changes, so stale caches are rebuilt.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # Seed of the codebook probe applicants the fast path is verified on.
 PROBE_SEED = 7
 
 
-def fingerprint(metadata: Mapping[str, Any]) -> str:
-    """Identifies the model a cached fast path was built from."""
-    key = json.dumps(
-        {
-            k: metadata.get(k)
-            for k in ("run_id", "model_version", "trained_at", "params", "threshold")
-        },
-        sort_keys=True,
-        default=str,
-    )
+def fingerprint(metadata: Mapping[str, Any], files: Mapping[str, str] | None = None) -> str:
+    """Identifies the model a cached fast path was built from.
+
+    Args:
+        metadata: the model's metadata; every field counts, so any edit is a different model.
+        files: sha256 of each file of the exported pipeline, by path (see
+            :func:`credit_risk.model_folder.model_file_digests`); None outside a model folder.
+    """
+    key = json.dumps({"metadata": metadata, "files": files or {}}, sort_keys=True, default=str)
     return hashlib.sha256(f"{FORMAT_VERSION}:{key}".encode()).hexdigest()[:16]
 
 
@@ -92,12 +93,19 @@ def _write_atomic(path: Path, payload: bytes) -> None:
         raise
 
 
-def write_cache(folder: Path, fast: FastPath, key: str, verification: Mapping[str, Any]) -> None:
+def write_cache(
+    folder: Path,
+    fast: FastPath,
+    key: str,
+    verification: Mapping[str, Any],
+    sources: Mapping[str, str] | None = None,
+) -> None:
     """Store a verified fast path: graph, forest arrays, then the manifest that vouches for them.
 
     The manifest (:data:`META_FILE`) is written last and holds each file's sha256, the model and
     code fingerprints and the verification result, so a half-written, stale or edited cache is
-    refused by :func:`read_cache`.
+    refused by :func:`read_cache`. ``sources`` (the pipeline files' sha256 the key covers) is
+    recorded too, so that a refused cache can say which file changed.
     """
     folder.mkdir(parents=True, exist_ok=True)
     layout = fast.encoder.layout
@@ -109,6 +117,7 @@ def write_cache(folder: Path, fast: FastPath, key: str, verification: Mapping[st
         "fingerprint": key,
         "code": code_fingerprint(),
         "files": {name: hashlib.sha256(p).hexdigest() for name, p in payloads.items()},
+        "sources": dict(sources or {}),
         "bias": fast.bias,
         "calibrators": fast.calibrators,
         "numeric": layout.numeric,
@@ -131,8 +140,16 @@ def read_cache(folder: Path, key: str) -> tuple[FastPath, dict[str, Any]] | None
         meta = json.loads((folder / META_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if meta.get("format") != FORMAT_VERSION or meta.get("fingerprint") != key:
-        log.info("cached fast path in %s is for another model or format", folder)
+    if meta.get("format") != FORMAT_VERSION:
+        log.info("cached fast path in %s has another format", folder)
+        return None
+    if meta.get("fingerprint") != key:
+        # The metadata or the pipeline's files differ from those the cache was verified with.
+        log.warning(
+            "cached fast path in %s was verified for another metadata.json or model/; "
+            "not used (recompiled and verified again when the pipeline loads)",
+            folder,
+        )
         return None
     if meta.get("code") != code_fingerprint():
         log.info("cached fast path in %s was verified with other code", folder)
@@ -169,17 +186,20 @@ def read_cache(folder: Path, key: str) -> tuple[FastPath, dict[str, Any]] | None
     return fast, meta
 
 
-def load_cached(folder: Path, metadata: Mapping[str, Any]) -> FastPath | None:
+def load_cached(
+    folder: Path, metadata: Mapping[str, Any], files: Mapping[str, str] | None = None
+) -> FastPath | None:
     """The light path: a verified cached fast path, without loading the fitted pipeline.
 
-    Used only when the cache's manifest matches the model (:func:`fingerprint`), the code
-    (:func:`code_fingerprint`) and every file's sha256; the batch engine must then reproduce,
-    on the same probe applicants, the probabilities the pipeline gave when it was verified.
+    Used only when the cache's manifest matches the model (:func:`fingerprint` of ``metadata``
+    and ``files``), the code (:func:`code_fingerprint`) and every file's sha256; the batch
+    engine must then reproduce, on the same probe applicants, the probabilities the pipeline
+    gave when it was verified.
 
     Returns:
         The fast path (``pipeline`` None), or None: load the pipeline and build instead.
     """
-    found = read_cache(Path(folder), fingerprint(metadata))
+    found = read_cache(Path(folder), fingerprint(metadata, files))
     if found is None:
         return None
     fast, meta = found
@@ -200,7 +220,11 @@ def load_cached(folder: Path, metadata: Mapping[str, Any]) -> FastPath | None:
 
 
 def load_or_build(
-    pipeline: Any, metadata: Mapping[str, Any], cache_dir: Path | None = None, probes: int = 256
+    pipeline: Any,
+    metadata: Mapping[str, Any],
+    cache_dir: Path | None = None,
+    probes: int = 256,
+    files: Mapping[str, str] | None = None,
 ) -> FastPath:
     """The fast path for a fitted pipeline, from ``cache_dir`` or freshly compiled.
 
@@ -212,11 +236,12 @@ def load_or_build(
         metadata: the model's metadata (identifies the cache entry).
         cache_dir: where to keep the compiled artifact; None or read-only = do not cache.
         probes: number of random codebook applicants to verify on.
+        files: sha256 of the exported pipeline's files (see :func:`fingerprint`).
 
     Raises:
         FastPathUnavailable: the pipeline cannot be compiled or the result disagrees.
     """
-    key = fingerprint(metadata)
+    key = fingerprint(metadata, files)
     found = read_cache(cache_dir, key) if cache_dir is not None else None
     fast = found[0] if found is not None else None
     if fast is not None and fast.encoder.layout != read_layout(pipeline):
@@ -242,7 +267,7 @@ def load_or_build(
             "probe_probability": expected.tolist(),
         }
         try:
-            write_cache(cache_dir, fast, key, verification)
+            write_cache(cache_dir, fast, key, verification, files)
         except OSError as error:
             log.warning("could not cache the fast path in %s: %s", cache_dir, error)
     return fast

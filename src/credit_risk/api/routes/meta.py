@@ -37,7 +37,7 @@ async def get_model(scorer: LoadedScorer) -> dict[str, Any]:
         "test_metrics": meta.get("test_metrics", {}),
         "cv_metrics": meta.get("cv_metrics", {}),
         "fast_path": scorer.fast is not None,
-        "source": meta.get("source", "exported folder"),
+        "source": meta.get("source") or "exported folder",
     }
 
 

@@ -23,9 +23,11 @@ from credit_risk.scoring import Scorer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key."},
+    413: {"model": ErrorResponse, "description": "The request body is over the size limit."},
     422: {
         "model": ValidationErrorResponse,
-        "description": "Invalid input: the field, the value received and what is allowed.",
+        "description": "Invalid input: the field, the value received and what is allowed "
+        "(each problem once, at most the service's error limit; the rest counted).",
     },
     503: {
         "model": ErrorResponse,
