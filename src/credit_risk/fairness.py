@@ -9,8 +9,9 @@ the larger of the between-group gaps in those two rates (point estimates: fairle
 
 Attribute 9 is audited by what its codes say (Grömping 2019, see :data:`SEX_CAVEAT`). Each
 summary metric carries a percentile bootstrap interval, resampled within each group so that
-group sizes stay fixed (see :func:`resampled_metrics`). A gate limit is checked only on an attribute whose every group has at
-least ``min_group_size`` applicants; otherwise it reports "insufficient data".
+group sizes stay fixed (see :func:`resampled_metrics`). A gate limit is checked only on an
+attribute whose every group has at least ``min_group_size`` applicants; otherwise it reports
+"insufficient data".
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ AGE_GROUPS = Bands(
 
 # Audited attributes, in report order.
 AUDITED = ("sex", "personal_status", "age_group", "foreign_worker")
-SUMMARY_METRICS = ("disparate_impact", "equalized_odds_difference")
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 INSUFFICIENT = "insufficient data"
@@ -223,6 +223,24 @@ def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, 
     return float(low), float(high)
 
 
+def _set_limits(
+    min_disparate_impact: float | None, max_equalized_odds_difference: float | None
+) -> list[tuple[str, str, float]]:
+    """``(metric key, readable name, limit)`` of each limit that is set."""
+    limits = []
+    if min_disparate_impact is not None:
+        limits.append(("disparate_impact", "disparate impact", min_disparate_impact))
+    if max_equalized_odds_difference is not None:
+        limits.append(
+            (
+                "equalized_odds_difference",
+                "equalized-odds difference",
+                max_equalized_odds_difference,
+            )
+        )
+    return limits
+
+
 @dataclass
 class FairnessAudit:
     """Per-group table and per-attribute summary metrics of one or more prediction sets.
@@ -246,22 +264,6 @@ class FairnessAudit:
             return None
         return int(smallest)
 
-    def _limits(
-        self, min_disparate_impact: float | None, max_equalized_odds_difference: float | None
-    ) -> list[tuple[str, str, float]]:
-        limits = []
-        if min_disparate_impact is not None:
-            limits.append(("disparate_impact", "disparate impact", min_disparate_impact))
-        if max_equalized_odds_difference is not None:
-            limits.append(
-                (
-                    "equalized_odds_difference",
-                    "equalized-odds difference",
-                    max_equalized_odds_difference,
-                )
-            )
-        return limits
-
     def limits_failed(
         self,
         min_disparate_impact: float | None,
@@ -278,7 +280,7 @@ class FairnessAudit:
         for attribute in AUDITED:
             if self._too_small(split, attribute, min_group_size) is not None:
                 continue
-            for key, name, limit in self._limits(
+            for key, name, limit in _set_limits(
                 min_disparate_impact, max_equalized_odds_difference
             ):
                 value = self.metrics.get(f"{split}_{attribute}_{key}")
@@ -304,7 +306,7 @@ class FairnessAudit:
             smallest = self._too_small(split, attribute, min_group_size)
             if smallest is None or f"{split}_{attribute}_disparate_impact" not in self.metrics:
                 continue
-            for _, name, _ in self._limits(min_disparate_impact, max_equalized_odds_difference):
+            for _, name, _ in _set_limits(min_disparate_impact, max_equalized_odds_difference):
                 unjudged.append(
                     f"{split} {name} by {attribute}: {INSUFFICIENT} "
                     f"(smallest group {smallest} < {wanted})"
