@@ -39,7 +39,12 @@ class ThresholdRule(StrEnum):
 
 
 class ProtectedPolicy(StrEnum):
-    """Whether protected attributes (sex/marital status, age, foreign worker) are model inputs."""
+    """Whether protected attributes (personal status and sex, age, foreign worker, and what is
+    derived from them) are model inputs.
+
+    ``exclude``, the default, keeps them for the fairness audit only; ``include`` is an
+    explicit opt-in (research, measuring what the default costs).
+    """
 
     INCLUDE = "include"
     EXCLUDE = "exclude"
@@ -77,7 +82,10 @@ class Settings(BaseSettings):
     # What Optuna trials score; None = the objective, except that the cost objective under the
     # Bayes rule searches by ROC AUC (see credit_risk.tune.search_objective).
     search_objective: Objective | None = None
-    protected_policy: ProtectedPolicy = ProtectedPolicy.INCLUDE
+    # ECOA/Regulation B forbids sex, marital status and national origin (foreign worker is a
+    # proxy for it) as inputs, and allows age only where applicants aged 62 and over are never
+    # disfavoured, which 38 such applicants in the data cannot establish: all are out.
+    protected_policy: ProtectedPolicy = ProtectedPolicy.EXCLUDE
     # Cost matrix from german.doc: a bad applicant accepted costs 5, a good one rejected 1.
     cost_bad_accepted: float = Field(5.0, ge=0)
     cost_good_rejected: float = Field(1.0, ge=0)
@@ -126,6 +134,13 @@ class Settings(BaseSettings):
     # None = no limit.
     fairness_min_disparate_impact: float | None = Field(None, ge=0, le=1)
     fairness_max_equalized_odds_difference: float | None = Field(None, ge=0, le=1)
+    # A limit is checked only when every group of the attribute has this many applicants;
+    # otherwise it reports "insufficient data" (neither pass nor fail).
+    fairness_min_group_size: int = Field(50, ge=1)
+    # Percentile bootstrap intervals of disparate impact and equalized-odds difference
+    # (resampling within each group, seeded by ``seed``); 0 resamples = no intervals.
+    fairness_bootstrap_resamples: int = Field(1000, ge=0)
+    fairness_confidence: float = Field(0.95, gt=0, lt=1)
     # Drift monitor: PSI bands (0.1 watch, 0.25 act); the run fails past psi_limit or when a
     # numeric attribute's KS test p-value falls below monitor_p_value.
     monitor_psi_limit: float = Field(0.25, gt=0)

@@ -69,6 +69,39 @@ class Ratio(Derivation):
 
 
 @dataclass(frozen=True)
+class PerShare(Derivation):
+    """``numerator / denominator / shares[band]``: an amount over the share a band stands for.
+
+    A band outside ``shares`` gives NaN (the codebook's bounds keep bands inside it).
+    """
+
+    numerator: str
+    denominator: str
+    band: str
+    shares: Mapping[int, float] = field(hash=False)
+
+    @functools.cached_property
+    def _share_table(self) -> tuple[int, np.ndarray]:
+        low, high = min(self.shares), max(self.shares)
+        table = np.full(high - low + 1, np.nan)
+        for band, share in self.shares.items():
+            table[band - low] = share
+        return low, table
+
+    def column(self, columns: Mapping[str, Any]) -> np.ndarray:
+        low, table = self._share_table
+        band = np.asarray(columns[self.band], dtype="int64") - low
+        inside = (band >= 0) & (band < len(table))
+        share = np.where(inside, table[np.clip(band, 0, len(table) - 1)], np.nan)
+        amount = np.asarray(columns[self.numerator], dtype="float64")
+        return amount / np.asarray(columns[self.denominator], dtype="float64") / share
+
+    def value(self, record: Mapping[str, Any]) -> float:
+        share = self.shares.get(int(record[self.band]), math.nan)
+        return float(record[self.numerator]) / float(record[self.denominator]) / share
+
+
+@dataclass(frozen=True)
 class Log(Derivation):
     """The natural logarithm of a numeric attribute."""
 
@@ -142,17 +175,12 @@ class Bands(Derivation):
         return self.labels[bisect.bisect_right(self.edges, record[self.source])]
 
 
-# Attribute 9 mixes sex and marital status; split them so each can be used (or dropped) alone.
-SEX_BY_CODE = {"A91": "male", "A92": "female", "A93": "male", "A94": "male", "A95": "female"}
-MARITAL_BY_CODE = {
-    "A91": "divorced_separated",
-    "A92": "divorced_separated_married",
-    "A93": "single",
-    "A94": "married_widowed",
-    "A95": "single",
-}
 AGE_BAND_EDGES = (25, 35, 50, 65)
 AGE_BANDS = ("under_25", "25_34", "35_49", "50_64", "65_plus")
+# A representative share of disposable income for each installment-rate band (Grömping 2019:
+# 1 = 35 % or more, 2 = 25 to < 35 %, 3 = 20 to < 25 %, 4 = under 20 %): band midpoints, the
+# open-ended bands as wide as their neighbour.
+INSTALLMENT_SHARE_BY_RATE: dict[int, float] = {1: 0.40, 2: 0.30, 3: 0.225, 4: 0.175}
 
 DERIVATIONS: tuple[Derivation, ...] = (
     # The size of the monthly repayment (before interest) strains a household budget more
@@ -161,16 +189,20 @@ DERIVATIONS: tuple[Derivation, ...] = (
     # Amounts are right-skewed (250 to 18,424 DM); the log makes a doubling count the same
     # wherever it happens.
     Log("log_credit_amount", "credit_amount"),
-    # The installment rate is the installment as a share of disposable income, so this ratio
-    # grows with income, which the data does not record directly.
-    Ratio("disposable_income_proxy", "credit_amount", ("duration_months", "installment_rate")),
+    # The installment is a known share of disposable income (the rate band), so installment /
+    # share estimates the monthly disposable income in DM, which the data does not record.
+    PerShare(
+        "disposable_income_proxy",
+        "credit_amount",
+        "duration_months",
+        "installment_rate",
+        INSTALLMENT_SHARE_BY_RATE,
+    ),
     # Applicants with no checking account (A14) behave very differently from all others; one
     # flag lets shallow trees use it.
     DiffersFrom("has_checking_account", "checking_account_status", "A14"),
-    # Attribute 9 split in two, each audited and dropped on its own (labels unreliable,
-    # Grömping 2019).
-    Recode("sex", "personal_status_sex", SEX_BY_CODE, protected=True),
-    Recode("marital_status", "personal_status_sex", MARITAL_BY_CODE, protected=True),
-    # Life stage, for audits by age group and for non-monotone age effects.
+    # Attribute 9 is used as coded: its codes do not tell sex (A92 holds non-single women and
+    # single men, Grömping 2019), so no sex or marital-status variable is derived from it.
+    # Life stage, for non-monotone age effects.
     Bands("age_band", "age_years", AGE_BAND_EDGES, AGE_BANDS, protected=True),
 )

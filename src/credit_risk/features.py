@@ -12,13 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from credit_risk.derivations import (
-    AGE_BAND_EDGES,
-    AGE_BANDS,
-    DERIVATIONS,
-    MARITAL_BY_CODE,
-    SEX_BY_CODE,
-)
+from credit_risk.derivations import AGE_BAND_EDGES, AGE_BANDS, DERIVATIONS
 from credit_risk.schema import BY_NAME, CATEGORICAL, NUMERIC, PROTECTED
 
 __all__ = [
@@ -28,8 +22,6 @@ __all__ = [
     "DERIVED_CATEGORICAL",
     "DERIVED_NUMERIC",
     "DERIVED_PROTECTED",
-    "MARITAL_BY_CODE",
-    "SEX_BY_CODE",
     "FeatureEngineer",
     "add_derived_features",
     "category_levels",
@@ -87,11 +79,12 @@ class FeatureEngineer(TransformerMixin, BaseEstimator):
     """Adds the derived variables and, by policy, drops protected inputs.
 
     Args:
-        drop_protected: drop sex/marital status (attribute 9), age and foreign worker and the
-            columns derived from them, so the fitted model never sees them.
+        drop_protected: drop personal status and sex (attribute 9), age and foreign worker and
+            the columns derived from them, so the fitted model never sees them. The default
+            (True) is the lawful one; keeping them is an explicit opt-in.
     """
 
-    def __init__(self, drop_protected: bool = False) -> None:
+    def __init__(self, drop_protected: bool = True) -> None:
         self.drop_protected = drop_protected
 
     def fit(self, applicants: pd.DataFrame, y: object = None) -> FeatureEngineer:

@@ -2,7 +2,10 @@
 
 Everything else derives from this module: data validation, the API's request model, the web
 form (served at ``GET /schema``) and the plain-language reasons. Labels are those of
-``data/raw/german.doc``. Attribute 9's labels are known to be unreliable (Grömping 2019).
+``data/raw/german.doc`` except where Grömping (2019, "South German Credit Data: Correcting a
+Widely Used Data Set") showed german.doc wrong: attribute 9 (personal status and sex) and the
+direction of attribute 8's installment-rate bands. There the corrected label is the label, and
+german.doc's text is kept under ``documented_as`` for reference.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ class Attribute:
         minimum, maximum: inclusive bounds (numeric only).
         unit: unit for display (numeric only).
         default: a typical value, for the form's starting point.
-        protected: used for the fairness audit; can be dropped as an input by policy.
+        protected: used for the fairness audit; dropped as an input by default (policy).
+        documented_as: german.doc's label of each code that Grömping (2019) corrected; kept
+            for reference only, never used to describe an applicant.
+        value_labels: plain-language text of each value of a banded numeric attribute.
     """
 
     name: str
@@ -43,11 +49,18 @@ class Attribute:
     unit: str = ""
     default: str | int | None = None
     protected: bool = False
+    documented_as: dict[str, str] = field(default_factory=dict)
+    value_labels: dict[int, str] = field(default_factory=dict)
 
     def label(self, value: object) -> str:
         """Plain-language text for a value of this attribute."""
         if self.kind is Kind.CATEGORICAL:
             return self.codes.get(str(value), str(value))
+        if self.value_labels:
+            try:
+                return self.value_labels.get(int(str(value)), str(value))
+            except ValueError:
+                return str(value)
         return f"{value} {self.unit}".strip()
 
     def allowed(self) -> str:
@@ -153,29 +166,45 @@ ATTRIBUTES: tuple[Attribute, ...] = (
         },
         default="A73",
     ),
+    # german.doc gives no direction; Grömping (2019) shows band 1 is the heaviest burden.
     Attribute(
         "installment_rate",
         8,
         Kind.NUMERIC,
-        "Installment rate in percentage of disposable income (1 = lowest band, 4 = highest)",
+        "Installment rate in percentage of disposable income (banded: 1 = 35 % or more, "
+        "4 = under 20 %)",
         minimum=1,
         maximum=4,
         default=3,
+        value_labels={
+            1: ">= 35 % of disposable income",
+            2: "25 to < 35 % of disposable income",
+            3: "20 to < 25 % of disposable income",
+            4: "< 20 % of disposable income",
+        },
     ),
+    # Corrected by Grömping (2019): A91-A94 are the codes 1-4 of the South German Credit data
+    # (same counts: 50, 310, 548, 92). german.doc's A95 (female: single) never occurs; its
+    # label belongs to A94. Code A92 does not tell sex: it holds non-single women and single men.
     Attribute(
         "personal_status_sex",
         9,
         Kind.CATEGORICAL,
-        "Personal status and sex (codebook labels known to be unreliable, Grömping 2019)",
+        "Personal status and sex (as corrected by Grömping 2019)",
         {
             "A91": "male: divorced/separated",
+            "A92": "female: non-single, or male: single",
+            "A93": "male: married/widowed",
+            "A94": "female: single",
+        },
+        default="A93",
+        protected=True,
+        documented_as={
             "A92": "female: divorced/separated/married",
             "A93": "male: single",
             "A94": "male: married/widowed",
             "A95": "female: single",
         },
-        default="A93",
-        protected=True,
     ),
     Attribute(
         "other_debtors",
@@ -315,7 +344,19 @@ def as_json() -> dict[str, Any]:
                 "uci_number": a.uci_number,
                 "kind": a.kind.value,
                 "description": a.description,
-                "codes": [{"code": c, "label": label} for c, label in a.codes.items()],
+                # A corrected code also carries german.doc's label, for reference.
+                "codes": [
+                    {"code": c, "label": label}
+                    | ({"documented_as": a.documented_as[c]} if c in a.documented_as else {})
+                    for c, label in a.codes.items()
+                ],
+                # Codes german.doc lists that the corrected codebook no longer accepts.
+                "withdrawn_codes": [
+                    {"code": c, "documented_as": label}
+                    for c, label in a.documented_as.items()
+                    if c not in a.codes
+                ],
+                "value_labels": {str(v): text for v, text in a.value_labels.items()},
                 "minimum": a.minimum,
                 "maximum": a.maximum,
                 "unit": a.unit,

@@ -56,7 +56,7 @@ def test_fast_path_compiles_calibrated_and_bare_forests(
     )
     pipeline = Pipeline(
         [
-            ("features", FeatureEngineer()),
+            ("features", FeatureEngineer(drop_protected=False)),
             ("encode", build_encoder(False)),
             ("classifier", classifier),
         ]

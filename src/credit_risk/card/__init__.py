@@ -17,6 +17,7 @@ from credit_risk.card.assess import (
     assess_run,
     assessment_of,
     fairness_limits_failed,
+    fairness_limits_insufficient,
     shap_summary,
 )
 from credit_risk.card.publish import log_assessment
@@ -46,6 +47,7 @@ __all__ = [
     "card_html",
     "card_markdown",
     "fairness_limits_failed",
+    "fairness_limits_insufficient",
     "log_assessment",
     "render_card_html",
     "render_card_markdown",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,13 @@ import pandas as pd
 
 from credit_risk.calibration import brier_before_after, is_calibrated, save_reliability_plot
 from credit_risk.config import Settings
-from credit_risk.fairness import SEX_CAVEAT, FairnessAudit, audit_predictions, combine
+from credit_risk.fairness import (
+    DEFAULT_CONFIDENCE,
+    SEX_CAVEAT,
+    FairnessAudit,
+    audit_predictions,
+    combine,
+)
 from credit_risk.model import CALIBRATION_FOLDS_KEY, forests_of
 
 RELIABILITY_PNG = "reliability.png"
@@ -56,6 +62,8 @@ class Assessment:
     shap_top: list[ShapFeature]  # highest mean |SHAP| first
     images: dict[str, str]  # file name -> base64 PNG (reliability diagram, SHAP summary)
     caveat: str = SEX_CAVEAT
+    # Limits neither passed nor failed: a group is smaller than the minimum size.
+    limits_insufficient: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Plain, strict-JSON data (as stored under ``responsible`` in ``metadata.json``)."""
@@ -64,7 +72,13 @@ class Assessment:
                 "table": _json_safe(self.audit.table.to_dict(orient="records")),
                 "metrics": _json_safe(self.audit.metrics),
                 "limits_failed": list(self.limits_failed),
+                "limits_insufficient": list(self.limits_insufficient),
                 "caveat": self.caveat,
+                "min_group_size": self.audit.min_group_size,
+                "bootstrap": {
+                    "resamples": self.audit.resamples,
+                    "confidence": self.audit.confidence,
+                },
             },
             "calibration": asdict(self.calibration),
             "explanations": {"shap_top": [asdict(feature) for feature in self.shap_top]},
@@ -75,13 +89,22 @@ class Assessment:
     def from_json(cls, data: dict[str, Any]) -> Assessment:
         """The assessment stored by :meth:`to_json`."""
         fairness = data["fairness"]
+        bootstrap = fairness.get("bootstrap") or {}
+        audit = FairnessAudit(
+            table=pd.DataFrame(fairness["table"]),
+            metrics=fairness["metrics"],
+            min_group_size=int(fairness.get("min_group_size", 0)),
+            resamples=int(bootstrap.get("resamples", 0)),
+            confidence=float(bootstrap.get("confidence", DEFAULT_CONFIDENCE)),
+        )
         return cls(
-            audit=FairnessAudit(table=pd.DataFrame(fairness["table"]), metrics=fairness["metrics"]),
+            audit=audit,
             limits_failed=list(fairness.get("limits_failed") or []),
             calibration=CalibrationCheck(**data["calibration"]),
             shap_top=[ShapFeature(**row) for row in data["explanations"]["shap_top"]],
             images=dict(data.get("images", {})),
             caveat=fairness.get("caveat", SEX_CAVEAT),
+            limits_insufficient=list(fairness.get("limits_insufficient") or []),
         )
 
 
@@ -96,11 +119,23 @@ def fairness_limits_failed(settings: Settings, audit: FairnessAudit) -> list[str
 
     The out-of-fold predictions cover the whole training split (800 rows by default), so
     group rates are less noisy than on the test split (e.g. 6 non-foreign workers in 200).
+    Attributes with a group under ``settings.fairness_min_group_size`` are not judged.
     """
     return audit.limits_failed(
         settings.fairness_min_disparate_impact,
         settings.fairness_max_equalized_odds_difference,
         split="cv",
+        min_group_size=settings.fairness_min_group_size,
+    )
+
+
+def fairness_limits_insufficient(settings: Settings, audit: FairnessAudit) -> list[str]:
+    """The limits of the settings left unjudged on the out-of-fold audit (a group too small)."""
+    return audit.limits_insufficient(
+        settings.fairness_min_disparate_impact,
+        settings.fairness_max_equalized_odds_difference,
+        split="cv",
+        min_group_size=settings.fairness_min_group_size,
     )
 
 
@@ -166,9 +201,15 @@ def assess_run(
         threshold: the decision threshold (see ``metadata["threshold_rule"]``).
     """
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    options: dict[str, Any] = {
+        "min_group_size": settings.fairness_min_group_size,
+        "resamples": settings.fairness_bootstrap_resamples,
+        "confidence": settings.fairness_confidence,
+        "seed": settings.seed,
+    }
     audit = combine(
-        audit_predictions("test", x_test, y_test, test_probability, threshold),
-        audit_predictions("cv", x_train, y_train, cv_probability, threshold),
+        audit_predictions("test", x_test, y_test, test_probability, threshold, **options),
+        audit_predictions("cv", x_train, y_train, cv_probability, threshold, **options),
     )
     with tempfile.TemporaryDirectory() as folder:
         reliability = save_reliability_plot(
@@ -183,6 +224,7 @@ def assess_run(
     return Assessment(
         audit=audit,
         limits_failed=fairness_limits_failed(settings, audit),
+        limits_insufficient=fairness_limits_insufficient(settings, audit),
         calibration=CalibrationCheck(
             method=str(pipeline.named_steps["classifier"].method)
             if is_calibrated(pipeline)
