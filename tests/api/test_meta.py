@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from credit_risk import schema
+from credit_risk.api import app as app_module
 from credit_risk.api import create_app
+from credit_risk.api.state import load_scorer
 from credit_risk.config import Settings
 from credit_risk.scoring import Scorer
 from tests.api.conftest import APPLICANT
@@ -28,13 +32,25 @@ def test_model_describes_the_served_model(client: TestClient, scorer: Scorer) ->
     assert body["fast_path"] is True
 
 
-def test_health_is_ready_only_once_the_model_is_loaded(app_settings: Settings) -> None:
+def test_health_is_ready_only_once_the_model_is_loaded(
+    app_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The load is held until the first probes are answered: a cached load takes milliseconds,
+    # and finishing between the two probes made the "loading" branch racy.
+    released = threading.Event()
+
+    def held_load(settings: Settings) -> Scorer:
+        released.wait(30)
+        return load_scorer(settings)
+
+    monkeypatch.setattr(app_module, "load_scorer", held_load)
     with TestClient(create_app(app_settings)) as client:  # loads model_dir in the background
         first = client.get("/health")
         assert first.status_code in (200, 503)
         if first.status_code == 503:
             assert first.json()["status"] == "loading"
             assert client.post("/predict", json=APPLICANT).status_code == 503
+        released.set()
         deadline = time.monotonic() + 60
         while client.get("/health").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
