@@ -73,9 +73,11 @@ def test_worse_challenger_does_not_take_the_alias(tmp_path: Path) -> None:
 def test_same_data_and_seed_give_the_same_metrics(tmp_path: Path) -> None:
     first = train(make_settings(tmp_path / "a"), params=FAST_PARAMS)
     second = train(make_settings(tmp_path / "b"), params=FAST_PARAMS)
-    # Equal up to float summation order (the forest averages trees in parallel threads).
-    assert first.test_metrics == pytest.approx(second.test_metrics, rel=1e-9, abs=1e-12)
-    assert first.cv_metrics == pytest.approx(second.cv_metrics, rel=1e-9, abs=1e-12)
+    # Equal up to float summation order: the forest averages trees in parallel threads, and a
+    # standard deviation across folds amplifies that last-bit noise (seen: 7e-9 relative on
+    # brier_std). Another seed moves these metrics by about 1e-2, so 1e-6 still tells them apart.
+    assert first.test_metrics == pytest.approx(second.test_metrics, rel=1e-6, abs=1e-12)
+    assert first.cv_metrics == pytest.approx(second.cv_metrics, rel=1e-6, abs=1e-12)
     assert first.threshold == pytest.approx(second.threshold, rel=1e-9)
 
 
