@@ -82,32 +82,24 @@ lock: | $(BIN)/python
 	$(UV) pip compile --python-version 3.11 requirements.in -o requirements.txt
 	$(UV) pip compile --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
-bench-serving: install
-	$(BIN)/python benchmarks/serving.py $(ARGS)
-
-bench-batch: install
-	$(BIN)/python benchmarks/batch.py $(ARGS)
-
-bench-quality: install
-	$(BIN)/python benchmarks/model_quality.py $(ARGS)
-
 bench: bench-quality
 
 ## monitor: drift of the decision log against the training data (exit 1 on drift); ARGS=--since 7d
 monitor: install
 	$(BIN)/credit-risk monitor $(ARGS)
 
-bench-calibration: install
-	$(BIN)/python benchmarks/calibration.py $(ARGS)
+## bench-<name>: run benchmarks/<script>.py with ARGS (each prints its protocol and figures)
+BENCH_serving := serving
+BENCH_batch := batch
+BENCH_quality := model_quality
+BENCH_calibration := calibration
+BENCH_protected := protected_policy
+BENCH_flow := flow_overhead
+BENCH_tuning := tuning_scaleout
+BENCHES := $(patsubst BENCH_%,bench-%,$(filter BENCH_%,$(.VARIABLES)))
 
-bench-protected: install
-	$(BIN)/python benchmarks/protected_policy.py $(ARGS)
-
-bench-flow: install
-	$(BIN)/python benchmarks/flow_overhead.py $(ARGS)
-
-bench-tuning: install
-	$(BIN)/python benchmarks/tuning_scaleout.py $(ARGS)
+$(BENCHES): bench-%: install
+	$(BIN)/python benchmarks/$(BENCH_$*).py $(ARGS)
 
 clean:
 	rm -rf $(VENV) mlruns mlflow.db models reports .pytest_cache

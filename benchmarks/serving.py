@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from credit_risk.localserver import free_port, wait_until_ready
+from credit_risk.localserver import free_port, serve_command, wait_until_ready
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -194,18 +194,7 @@ def main() -> None:
         "CREDIT_RISK_DECISION_LOG_URL": f"sqlite:///{log_db}",
     }
     ours = subprocess.Popen(
-        [
-            str(BIN / "credit-risk"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ours_port),
-            "--workers",
-            str(args.workers),
-            "--model",
-            str(model_dir),
-        ],
+        serve_command(model_dir, ours_port, args.workers, BIN),
         cwd=store,
         env=env,
         stdout=subprocess.DEVNULL,

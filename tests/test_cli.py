@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from credit_risk.cli import app
 from credit_risk.data import read_applicants
@@ -12,6 +12,12 @@ from credit_risk.registry import load_exported
 from tests.conftest import DATA
 
 runner = CliRunner()
+
+
+def predict(model_dir: Path, source: Path, out: Path, *extra: str) -> Result:
+    """``credit-risk predict`` on ``source`` into ``out``, without the progress bar."""
+    command = ["predict", "--model", str(model_dir), "--input", str(source), "--output", str(out)]
+    return runner.invoke(app, [*command, *extra, "--no-progress"])
 
 
 def test_predict_uci_and_csv_match_the_model(model_dir: Path, tmp_path: Path) -> None:
@@ -24,21 +30,7 @@ def test_predict_uci_and_csv_match_the_model(model_dir: Path, tmp_path: Path) ->
     outputs = {}
     for name, source in (("uci", DATA), ("csv", csv_in)):
         out = tmp_path / f"{name}.out.csv"
-        result = runner.invoke(
-            app,
-            [
-                "predict",
-                "--model",
-                str(model_dir),
-                "--input",
-                str(source),
-                "--output",
-                str(out),
-                "--chunk-rows",
-                "300",
-                "--no-progress",
-            ],
-        )
+        result = predict(model_dir, source, out, "--chunk-rows", "300")
         assert result.exit_code == 0, result.output
         outputs[name] = pd.read_csv(out)
 
@@ -57,18 +49,6 @@ def test_predict_bad_file_exits_with_a_clear_error(model_dir: Path, tmp_path: Pa
     fields[3] = "A499"
     bad.write_text(" ".join(fields) + "\n")
     out = tmp_path / "out.csv"
-    result = runner.invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            str(model_dir),
-            "--input",
-            str(bad),
-            "--output",
-            str(out),
-            "--no-progress",
-        ],
-    )
+    result = predict(model_dir, bad, out)
     assert result.exit_code == 2
     assert "column 'purpose'" in result.output and "A499" in result.output

@@ -17,7 +17,7 @@ attribute whose every group has at least ``min_group_size`` applicants; otherwis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -223,6 +223,13 @@ def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, 
     return float(low), float(high)
 
 
+class LimitVerdict(NamedTuple):
+    """The promotion-gate limits an audit breaks, and those it cannot judge (groups too small)."""
+
+    failed: list[str]
+    insufficient: list[str]
+
+
 def _set_limits(
     min_disparate_impact: float | None, max_equalized_odds_difference: float | None
 ) -> list[tuple[str, str, float]]:
@@ -264,54 +271,47 @@ class FairnessAudit:
             return None
         return int(smallest)
 
-    def limits_failed(
+    def judge_limits(
         self,
         min_disparate_impact: float | None,
         max_equalized_odds_difference: float | None,
         split: str = "test",
         min_group_size: int | None = None,
-    ) -> list[str]:
-        """Which promotion-gate limits this audit breaks on ``split`` (empty: all pass).
+    ) -> LimitVerdict:
+        """The set limits this audit breaks on ``split``, and those it leaves unjudged.
 
-        An attribute with a group smaller than ``min_group_size`` (default: the audit's) is
-        not judged: see :meth:`limits_insufficient`.
+        An attribute whose smallest group is below ``min_group_size`` (default: the audit's)
+        is not judged: each of its set limits is listed as :data:`INSUFFICIENT` instead.
         """
-        failed: list[str] = []
-        for attribute in AUDITED:
-            if self._too_small(split, attribute, min_group_size) is not None:
-                continue
-            for key, name, limit in _set_limits(
-                min_disparate_impact, max_equalized_odds_difference
-            ):
-                value = self.metrics.get(f"{split}_{attribute}_{key}")
-                if value is None or np.isnan(value):
-                    continue
-                if key == "disparate_impact" and value < limit:
-                    failed.append(f"{split} {name} by {attribute} {value:.3f} < {limit}")
-                if key == "equalized_odds_difference" and value > limit:
-                    failed.append(f"{split} {name} by {attribute} {value:.3f} > {limit}")
-        return failed
-
-    def limits_insufficient(
-        self,
-        min_disparate_impact: float | None,
-        max_equalized_odds_difference: float | None,
-        split: str = "test",
-        min_group_size: int | None = None,
-    ) -> list[str]:
-        """The set limits left unjudged on ``split`` because a group is too small."""
         wanted = self.min_group_size if min_group_size is None else min_group_size
+        limits = _set_limits(min_disparate_impact, max_equalized_odds_difference)
+        failed: list[str] = []
         unjudged: list[str] = []
         for attribute in AUDITED:
             smallest = self._too_small(split, attribute, min_group_size)
-            if smallest is None or f"{split}_{attribute}_disparate_impact" not in self.metrics:
-                continue
-            for _, name, _ in _set_limits(min_disparate_impact, max_equalized_odds_difference):
-                unjudged.append(
-                    f"{split} {name} by {attribute}: {INSUFFICIENT} "
-                    f"(smallest group {smallest} < {wanted})"
-                )
-        return unjudged
+            audited = f"{split}_{attribute}_disparate_impact" in self.metrics
+            for key, name, limit in limits:
+                value = self.metrics.get(f"{split}_{attribute}_{key}")
+                if smallest is not None and audited:
+                    unjudged.append(
+                        f"{split} {name} by {attribute}: {INSUFFICIENT} "
+                        f"(smallest group {smallest} < {wanted})"
+                    )
+                elif smallest is not None or value is None or np.isnan(value):
+                    continue
+                elif key == "disparate_impact" and value < limit:
+                    failed.append(f"{split} {name} by {attribute} {value:.3f} < {limit}")
+                elif key == "equalized_odds_difference" and value > limit:
+                    failed.append(f"{split} {name} by {attribute} {value:.3f} > {limit}")
+        return LimitVerdict(failed, unjudged)
+
+    def limits_failed(self, *args: Any, **kwargs: Any) -> list[str]:
+        """Which limits this audit breaks (empty: all pass); arguments of :meth:`judge_limits`."""
+        return self.judge_limits(*args, **kwargs).failed
+
+    def limits_insufficient(self, *args: Any, **kwargs: Any) -> list[str]:
+        """The set limits left unjudged because a group is too small (see :meth:`judge_limits`)."""
+        return self.judge_limits(*args, **kwargs).insufficient
 
     def interval_text(self, name: str) -> str:
         """``value [low, high]`` for a summary metric, as in the Markdown summary."""

@@ -8,10 +8,33 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+
+def serve_command(
+    model_dir: Path, port: int, workers: int = 1, bin_dir: Path | None = None
+) -> list[str]:
+    """The ``credit-risk serve`` command line for ``model_dir`` on 127.0.0.1:``port``.
+
+    ``bin_dir`` holds the ``credit-risk`` script (default: next to this Python).
+    """
+    script = (bin_dir or Path(sys.executable).parent) / "credit-risk"
+    return [
+        str(script),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--model",
+        str(model_dir),
+    ]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

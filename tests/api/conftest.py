@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from credit_risk.api import create_app
 from credit_risk.config import Settings
-from credit_risk.localserver import free_port, wait_until_ready
+from credit_risk.localserver import free_port, serve_command, wait_until_ready
 from credit_risk.scoring import Scorer
 from tests.conftest import REPO, make_settings
 
@@ -64,24 +65,22 @@ def client(app_settings: Settings, scorer: Scorer) -> Iterator[TestClient]:
         yield test_client
 
 
+def settled_health(client: TestClient, timeout: float = 120) -> httpx.Response:
+    """``GET /health`` once the model has finished loading (or failed to)."""
+    deadline = time.monotonic() + timeout
+    while (response := client.get("/health")).json()["status"] == "loading":
+        assert time.monotonic() < deadline, f"still loading after {timeout:.0f} s"
+        time.sleep(0.05)
+    return response
+
+
 def start_server(
     model_dir: Path, log_url: str, port: int, workers: int = 1
 ) -> subprocess.Popen[bytes]:
     """``credit-risk serve`` in a subprocess (the real entry point, real uvicorn)."""
     env = {**os.environ, "CREDIT_RISK_DECISION_LOG_URL": log_url}
     return subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "credit-risk"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--model",
-            str(model_dir),
-        ],
+        serve_command(model_dir, port, workers),
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -15,7 +15,7 @@ from credit_risk.api import create_app
 from credit_risk.api.state import load_scorer
 from credit_risk.config import Settings
 from credit_risk.scoring import Scorer
-from tests.api.conftest import APPLICANT
+from tests.api.conftest import APPLICANT, settled_health
 
 
 def test_schema_is_the_codebook(client: TestClient) -> None:
@@ -61,11 +61,7 @@ def test_health_is_ready_only_once_the_model_is_loaded(
 def test_health_reports_a_missing_model(app_settings: Settings, tmp_path: Path) -> None:
     settings = app_settings.model_copy(update={"model_dir": tmp_path / "nothing"})
     with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/health").json()["status"] == "loading":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        response = client.get("/health")
+        response = settled_health(client, timeout=30)
         assert response.status_code == 503
         assert response.json()["status"] == "failed"
         assert "no metadata.json" in response.json()["detail"]

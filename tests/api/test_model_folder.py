@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from credit_risk.config import Settings
 from credit_risk.model_folder import ModelFolderError, model_file_digests
 from credit_risk.registry import read_metadata
 from credit_risk.scoring import Scorer
-from tests.api.conftest import APPLICANT
+from tests.api.conftest import APPLICANT, settled_health
 
 
 def _copy(model_dir: Path, tmp_path: Path) -> Path:
@@ -115,11 +114,7 @@ def test_service_stays_not_ready_on_an_untrusted_folder(
     change(folder)
     settings = app_settings.model_copy(update={"model_dir": folder})
     with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 120
-        while client.get("/health").json()["status"] == "loading":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        health = client.get("/health")
+        health = settled_health(client)
         assert health.status_code == 503
         assert health.json()["status"] == "failed"
         assert file in health.json()["detail"] and named in health.json()["detail"]

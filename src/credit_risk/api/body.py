@@ -23,9 +23,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ValidationError
 
-from credit_risk.api.models import Applicant, applicant_model
+from credit_risk.api.models import Applicant, applicant_model, batch_request_model
 from credit_risk.schema import ATTRIBUTES, FEATURE_NAMES, Kind
 
 Loc = tuple[str | int, ...]
@@ -165,25 +165,14 @@ _LenientApplicant = applicant_model("ApplicantFields", extra="ignore")
 
 @functools.lru_cache(maxsize=8)
 def _lenient_batch(max_batch: int) -> type[BaseModel]:
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        "BatchFields",
-        __config__=ConfigDict(extra="ignore"),
-        applicants=(
-            list[_LenientApplicant],  # type: ignore[valid-type]
-            # The first invalid applicant is enough to know the body needs a careful read.
-            Field(min_length=1, max_length=max_batch, fail_fast=True),
-        ),
-    )
+    # The first invalid applicant is enough to know the body needs a careful read.
+    return batch_request_model(max_batch, _LenientApplicant, "BatchFields", "ignore", True)
 
 
 @functools.lru_cache(maxsize=8)
 def _batch_shape(max_batch: int) -> type[BaseModel]:
     """The batch wrapper alone (applicants unchecked), for its errors in FastAPI's words."""
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        "BatchRequest",
-        __config__=ConfigDict(extra="forbid"),
-        applicants=(list[Any], Field(min_length=1, max_length=max_batch)),
-    )
+    return batch_request_model(max_batch, Any)
 
 
 def read_applicants(body: bytes, rules: BodyRules) -> list[dict[str, Any]]:

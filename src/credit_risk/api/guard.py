@@ -17,22 +17,17 @@ the work a request can cost is bounded here, whatever the route behind does.
 from __future__ import annotations
 
 import email.message
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from credit_risk.api.body import BodyRules, InvalidBody, read_applicants
 from credit_risk.api.deps import CHALLENGE, UNAUTHORISED, key_matches
 from credit_risk.api.errors import validation_response
 from credit_risk.api.responses import FastJSONResponse
 from credit_risk.api.state import ServiceState
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Scope key under which the validated applicants (``model_dump`` dicts) travel inward.
 APPLICANTS = "credit_risk.applicants"

@@ -13,19 +13,15 @@ answer to a body that is not JSON).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from credit_risk.api.coalesce import DecisionLogUnavailable
 from credit_risk.api.guard import APPLICANTS
 from credit_risk.api.responses import FastJSONResponse
 from credit_risk.api.state import ServiceState
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/predict"
 BATCH_PATH = "/predict/batch"

@@ -75,14 +75,32 @@ def applicant_model(
 Applicant: type[BaseModel] = applicant_model()
 
 
-def batch_request_model(max_batch: int) -> type[BaseModel]:
-    """The batch request, limited to ``max_batch`` applicants."""
+def batch_request_model(
+    max_batch: int,
+    item: Any = None,
+    name: str = "BatchRequest",
+    extra: Literal["forbid", "ignore"] = "forbid",
+    fail_fast: bool = False,
+) -> type[BaseModel]:
+    """The batch request, limited to ``max_batch`` applicants.
+
+    Args:
+        max_batch: the most applicants one request may hold.
+        item: the model (or type) of one applicant; default :data:`Applicant`.
+        name: the generated model's name.
+        extra: what unknown keys beside ``applicants`` do.
+        fail_fast: stop validating the list at its first invalid applicant.
+    """
+    constraints: dict[str, Any] = {"min_length": 1, "max_length": max_batch}
+    if fail_fast:
+        constraints["fail_fast"] = True
+    applicants: Any = list[Applicant if item is None else item]  # type: ignore[misc]
     return create_model(  # type: ignore[call-overload, no-any-return]
-        "BatchRequest",
-        __config__=ConfigDict(extra="forbid"),
+        name,
+        __config__=ConfigDict(extra=extra),
         applicants=(
-            list[Applicant],  # type: ignore[valid-type]
-            Field(min_length=1, max_length=max_batch, description=f"1 to {max_batch} applicants."),
+            applicants,
+            Field(description=f"1 to {max_batch} applicants.", **constraints),
         ),
     )
 

@@ -23,6 +23,7 @@ from credit_risk.fairness import (
     DEFAULT_CONFIDENCE,
     SEX_CAVEAT,
     FairnessAudit,
+    LimitVerdict,
     audit_predictions,
     combine,
 )
@@ -114,29 +115,29 @@ def assessment_of(metadata: dict[str, Any]) -> Assessment | None:
     return Assessment.from_json(stored) if stored else None
 
 
-def fairness_limits_failed(settings: Settings, audit: FairnessAudit) -> list[str]:
-    """The promotion-gate limits of the settings that the out-of-fold audit breaks.
+def fairness_verdict(settings: Settings, audit: FairnessAudit) -> LimitVerdict:
+    """The settings' promotion-gate limits judged on the out-of-fold audit.
 
     The out-of-fold predictions cover the whole training split (800 rows by default), so
     group rates are less noisy than on the test split (e.g. 6 non-foreign workers in 200).
     Attributes with a group under ``settings.fairness_min_group_size`` are not judged.
     """
-    return audit.limits_failed(
+    return audit.judge_limits(
         settings.fairness_min_disparate_impact,
         settings.fairness_max_equalized_odds_difference,
         split="cv",
         min_group_size=settings.fairness_min_group_size,
     )
+
+
+def fairness_limits_failed(settings: Settings, audit: FairnessAudit) -> list[str]:
+    """The limits of the settings that the out-of-fold audit breaks."""
+    return fairness_verdict(settings, audit).failed
 
 
 def fairness_limits_insufficient(settings: Settings, audit: FairnessAudit) -> list[str]:
     """The limits of the settings left unjudged on the out-of-fold audit (a group too small)."""
-    return audit.limits_insufficient(
-        settings.fairness_min_disparate_impact,
-        settings.fairness_max_equalized_odds_difference,
-        split="cv",
-        min_group_size=settings.fairness_min_group_size,
-    )
+    return fairness_verdict(settings, audit).insufficient
 
 
 def _png_base64(path: Path) -> str:
