@@ -406,3 +406,52 @@ def card(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     typer.echo(f"wrote {output}")
+
+
+# --- realised outcomes and performance (issue 13) ---
+
+LogUrlOption = Annotated[
+    str | None, typer.Option("--log-url", help="Decision-log database URL (default: settings).")
+]
+
+outcomes_app = typer.Typer(
+    help="Realised outcomes of logged decisions (good or bad, observed after the decision).",
+    no_args_is_help=True,
+)
+app.add_typer(outcomes_app, name="outcomes")
+
+
+@outcomes_app.command("import")
+def outcomes_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header: request_id, outcome (good/bad or 1/2), observed_at "
+            "(ISO date or date-time, UTC when no offset)."
+        ),
+    ],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Overwrite a different stored outcome instead of refusing the file."
+        ),
+    ] = False,
+    log_url: LogUrlOption = None,
+) -> None:
+    """Record the outcomes of a file: all of them or, on any problem, none (exit 2)."""
+    import sqlalchemy as sa
+
+    from credit_risk.decision_log import SchemaVersionError
+    from credit_risk.outcomes import OutcomeError, import_outcomes
+
+    _logging(False)
+    settings = get_settings(decision_log_url=log_url)
+    try:
+        result = import_outcomes(settings.decision_log_url, file, replace)
+    except (OutcomeError, SchemaVersionError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    except sa.exc.OperationalError as error:
+        typer.echo(f"error: cannot write the decision log: {error.orig}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"{file}: {len(result.statuses)} outcome(s): {result.summary()}")
