@@ -117,7 +117,7 @@ def test_bootstrap_is_seeded_and_as_wide_as_the_binomial_interval() -> None:
     first = assess_window(frame, "w", COSTS, resamples=2000, seed=7)
     assert assess_window(frame, "w", COSTS, resamples=2000, seed=7) == first
     other = assess_window(frame, "w", COSTS, resamples=2000, seed=8)
-    assert other.cost.low != first.cost.low
+    assert other.roc_auc.low != first.roc_auc.low
     rate = first.bad_rate_approved
     half_width = 1.96 * math.sqrt(rate.value * (1 - rate.value) / rate.n)
     assert (rate.high - rate.low) / 2 == pytest.approx(half_width, rel=0.15)

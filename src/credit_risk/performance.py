@@ -56,8 +56,10 @@ class By(StrEnum):
 
 # Probability-of-bad bands of the calibration table (the last one includes 1).
 BANDS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
-# Resampled weight cells held at once (resamples x labelled decisions).
-_CHUNK_CELLS = 2_000_000
+# Resampled weight cells per step (resamples x labelled decisions): small steps (~10 ms of
+# work each) let a refresh in the service's background thread give the interpreter lock back
+# to the requests often (stalls measured by benchmarks/realised_gauges.py).
+_CHUNK_CELLS = 200_000
 SELECTION_BIAS = (
     "Selection bias: rejected applicants get no credit, so they rarely get an outcome. The "
     "labelled decisions are mostly approvals, so these figures describe approved applicants, "
@@ -144,55 +146,67 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Labelled:
-    """A window's labelled decisions, as the arrays every statistic needs."""
+    """A window's labelled decisions, sorted by probability, as the arrays the figures need.
+
+    Each figure is a ratio of weighted sums (weights: how often a resample drew each decision;
+    all ones for the figure itself), so one matrix product gives every sum of every resample.
+    """
 
     bad: np.ndarray
     probability: np.ndarray
     approved: np.ndarray
-    row_cost: np.ndarray
     band: np.ndarray
-    order: np.ndarray  # by probability, for the AUC
-    tie_starts: np.ndarray  # first position of each distinct probability in ``order``
+    columns: np.ndarray  # decision x summed quantity (see _SUMS)
+    tie_starts: np.ndarray  # first position of each distinct probability, for the AUC
 
     @classmethod
     def of(cls, frame: pd.DataFrame, costs: CostMatrix) -> _Labelled:
-        bad = (frame["outcome"].to_numpy(dtype="int64") == BAD).astype(float)
         probability = frame["probability_bad"].to_numpy(dtype="float64")
-        approved = (frame["decision"].to_numpy(dtype="str") == APPROVE).astype(float)
+        order = np.argsort(probability, kind="stable")
+        probability = probability[order]
+        bad = (frame["outcome"].to_numpy(dtype="int64")[order] == BAD).astype(float)
+        approved = (frame["decision"].to_numpy(dtype="str")[order] == APPROVE).astype(float)
         # The cost matrix applied decision by decision (as evaluate.metrics.expected_cost).
         row_cost = costs.bad_accepted * bad * approved + costs.good_rejected * (1 - bad) * (
             1 - approved
         )
         band = np.clip(np.searchsorted(BANDS, probability, side="right") - 1, 0, len(BANDS) - 2)
-        order = np.argsort(probability, kind="stable")
-        ordered = probability[order]
-        tie_starts = np.flatnonzero(np.r_[True, np.diff(ordered) != 0]) if len(order) else order
-        return cls(bad, probability, approved, row_cost, band, order, tie_starts)
+        inside = [(band == b).astype(float) for b in range(len(BANDS) - 1)]
+        columns = np.column_stack(
+            [
+                np.ones_like(bad),
+                approved,
+                bad * approved,
+                row_cost,
+                bad - probability,
+                *inside,
+                *(bad * b for b in inside),
+            ]
+        )
+        starts = np.flatnonzero(np.r_[True, np.diff(probability) != 0]) if len(bad) else order
+        return cls(bad, probability, approved, band, columns, starts)
 
     def statistics(self, weights: np.ndarray) -> dict[str, np.ndarray]:
-        """Every statistic under each row of ``weights`` (resample x decision counts)."""
-        total = weights.sum(axis=1)
+        """Every figure under each row of ``weights`` (resample x decision counts)."""
+        sums = weights @ self.columns
+        total, approved, bad_approved, cost, gap = sums[:, :5].T
+        bands = len(BANDS) - 1
         out = {
-            "bad_rate_approved": _ratio(
-                weights @ (self.bad * self.approved), weights @ self.approved
-            ),
-            "cost": _ratio(weights @ self.row_cost, total),
-            "calibration_gap": _ratio(weights @ (self.bad - self.probability), total),
+            "bad_rate_approved": _ratio(bad_approved, approved),
+            "cost": _ratio(cost, total),
+            "calibration_gap": _ratio(gap, total),
             "roc_auc": self._auc(weights),
         }
-        for band in range(len(BANDS) - 1):
-            inside = (self.band == band).astype(float)
-            out[f"band_{band}"] = _ratio(weights @ (self.bad * inside), weights @ inside)
+        for band in range(bands):
+            out[f"band_{band}"] = _ratio(sums[:, 5 + bands + band], sums[:, 5 + band])
         return out
 
     def _auc(self, weights: np.ndarray) -> np.ndarray:
         """Weighted ROC AUC: P(a bad decision scores above a good one), ties counting half."""
-        if not len(self.order):
+        if not len(self.bad):
             return np.full(len(weights), np.nan)
-        ordered = weights[:, self.order]
-        bad = self.bad[self.order]
-        bad_by_score = np.add.reduceat(ordered * bad, self.tie_starts, axis=1)
-        good_by_score = np.add.reduceat(ordered * (1 - bad), self.tie_starts, axis=1)
+        bad_by_score = np.add.reduceat(weights * self.bad, self.tie_starts, axis=1)
+        good_by_score = np.add.reduceat(weights * (1 - self.bad), self.tie_starts, axis=1)
         good_below = np.cumsum(good_by_score, axis=1) - good_by_score
         pairs = (bad_by_score * (good_below + 0.5 * good_by_score)).sum(axis=1)
         return _ratio(pairs, bad_by_score.sum(axis=1) * good_by_score.sum(axis=1))
@@ -201,13 +215,15 @@ class _Labelled:
 def _resampled(
     labelled: _Labelled, resamples: int, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
+    """The figures of ``resamples`` bootstrap resamples (rows drawn with replacement)."""
     n = len(labelled.bad)
     chunk = max(1, _CHUNK_CELLS // max(n, 1))
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
-        weights = rng.multinomial(n, np.full(n, 1 / n), size=size).astype(float)
-        parts.append(labelled.statistics(weights))
+        drawn = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]
+        weights = np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n)
+        parts.append(labelled.statistics(weights.astype(float)))
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
@@ -409,7 +425,7 @@ def latest_window(
 
     now = now or datetime.now(UTC)
     since = now - timedelta(days=settings.performance_window_days)
-    frame = read_decisions_with_outcomes(engine, since, now)
+    frame = read_decisions_with_outcomes(engine, since, now, attributes=False)
     return assess_window(
         frame,
         "all",
@@ -534,7 +550,7 @@ def performance(
 
     engine = make_engine(settings.decision_log_url)
     try:
-        frame = read_decisions_with_outcomes(engine, since, until)
+        frame = read_decisions_with_outcomes(engine, since, until, attributes=False)
     finally:
         engine.dispose()
     result = assess_period(frame, by, settings, since, until)
