@@ -287,6 +287,9 @@ def test_labelled_decisions_joins_outcomes_in_the_window(engine: Engine) -> None
     assert list(window["request_id"]) == ["c"]
     everything = read_decisions_with_outcomes(engine)
     assert list(everything["outcome"].isna()) == [False, True, False]
+    light = read_decisions_with_outcomes(engine, attributes=False)
+    assert list(light.columns) == [c for c in LABELLED_COLUMNS if c not in FEATURE_NAMES]
+    assert light["outcome"].equals(everything["outcome"])
 
 
 def test_labelled_decisions_of_an_empty_or_missing_log(tmp_path: Path) -> None:

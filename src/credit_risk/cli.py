@@ -464,3 +464,59 @@ def outcomes_import(
         typer.echo(f"error: cannot write the decision log: {error.orig}", err=True)
         raise typer.Exit(2) from error
     typer.echo(f"{file}: {len(result.statuses)} outcome(s): {result.summary()}")
+
+
+def _moment_option(value: str | None, option: str) -> Any:
+    """A ``--since``/``--until`` value: 30d, 24h, 90m or an ISO date/time (UTC when naive)."""
+    from credit_risk.monitor import parse_since
+
+    try:
+        return parse_since(value)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{value!r} is not a duration (30d, 24h, 90m) or an ISO date/time", param_hint=option
+        ) from error
+
+
+@app.command()
+def performance(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Decisions since: 30d, 24h, 90m or an ISO date/time."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Decisions before: an ISO date/time (or 7d).")
+    ] = None,
+    by: Annotated[
+        str, typer.Option("--by", help="One window per: month (UTC) or version (model).")
+    ] = "month",
+    log_url: LogUrlOption = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="HTML report to write (default: settings).")
+    ] = None,
+    resamples: Annotated[
+        int | None,
+        typer.Option("--resamples", min=0, help="Bootstrap resamples per window (0: none)."),
+    ] = None,
+    seed: SeedOption = None,
+) -> None:
+    """Realised performance of the logged decisions that have an outcome, by window."""
+    import sqlalchemy as sa
+
+    from credit_risk.performance import By
+    from credit_risk.performance import performance as run_performance
+
+    if by not in tuple(By):
+        raise typer.BadParameter(f"{by!r} is not month or version", param_hint="--by")
+    _logging(False)
+    settings = get_settings(
+        decision_log_url=log_url, performance_bootstrap_resamples=resamples, seed=seed
+    )
+    window = (_moment_option(since, "--since"), _moment_option(until, "--until"))
+    try:
+        result = run_performance(settings, *window, by=By(by), report=report)
+    except sa.exc.OperationalError as error:
+        typer.echo(f"error: cannot read the decision log: {error.orig}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(result.table())
+    typer.echo(f"report: {result.report_path}")

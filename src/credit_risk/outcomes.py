@@ -61,6 +61,17 @@ MAX_LISTED_PROBLEMS = 20
 # Request ids per IN (...) lookup.
 _LOOKUP_CHUNK = 500
 _RECORD_ATTEMPTS = 3
+_READ_BATCH = 1000
+# The columns read_decisions_with_outcomes selects, in order (then the input, when asked).
+_READ_COLUMNS = (
+    "request_id",
+    "created_at",
+    "model_version",
+    "probability_bad",
+    "decision",
+    "outcome",
+    "observed_at",
+)
 
 # Columns of :func:`labelled_decisions`, in order.
 LABELLED_COLUMNS = (
@@ -649,68 +660,84 @@ def read_decisions_with_outcomes(
     since: datetime | None = None,
     until: datetime | None = None,
     labelled_only: bool = False,
+    attributes: bool = True,
 ) -> pd.DataFrame:
     """Logged decisions decided in ``[since, until)``, with their outcome where one exists.
 
-    Columns: :data:`LABELLED_COLUMNS`; ``outcome`` (nullable Int64) and ``observed_at`` are
-    missing for decisions without an outcome. A log without decisions (or without the
-    outcomes table: never opened by a release that has it) reads as no rows (no outcomes).
+    Columns: :data:`LABELLED_COLUMNS` (without the 20 attributes unless ``attributes``: they
+    are the costly part to read); ``outcome`` (nullable Int64) and ``observed_at`` are missing
+    for decisions without an outcome. A log without decisions reads as no rows, a log without
+    the outcomes table (never opened by a release that has it) as decisions without outcomes.
     """
     d, o = decisions_table, outcomes_table
     with engine.connect() as connection:
         inspector = sa.inspect(connection)
         if not inspector.has_table(d.name):
-            return _frame([])
+            return _frame([], attributes)
         columns = [
             d.c.request_id,
             d.c.created_at,
             d.c.model_version,
             d.c.probability_bad,
             d.c.decision,
-            d.c.input,
         ]
         if inspector.has_table(o.name):
             joined = d.join(o, o.c.request_id == d.c.request_id, isouter=not labelled_only)
             query = sa.select(*columns, o.c.outcome, o.c.observed_at).select_from(joined)
         elif labelled_only:
-            return _frame([])
+            return _frame([], attributes)
         else:
             query = sa.select(
                 *columns,
                 sa.null().label("outcome"),
                 sa.null().label("observed_at"),
             )
+        if attributes:
+            query = query.add_columns(d.c.input)
         query = _window(query, since, until).order_by(d.c.created_at, d.c.request_id)
-        rows = [dict(row._mapping) for row in connection.execute(query)]
-    return _frame(rows)
+        # In batches of plain tuples: the service reads in a background thread, and few
+        # objects and a batch at a time leave the interpreter to its requests in between.
+        result = connection.execution_options(yield_per=_READ_BATCH).execute(query)
+        rows: list[Sequence[Any]] = []
+        for partition in result.partitions():
+            rows.extend(partition)
+    return _frame(rows, attributes)
 
 
-def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per decision: its metadata, the 20 attributes as logged, the outcome."""
-    inputs = pd.DataFrame([row["input"] for row in rows], columns=list(FEATURE_NAMES))
-    for name in NUMERIC:
+def _frame(rows: Sequence[Sequence[Any]], attributes: bool = True) -> pd.DataFrame:
+    """One row per decision: its metadata, the 20 attributes as logged, the outcome.
+
+    Args:
+        rows: tuples in the order of :data:`_READ_COLUMNS` (then the input, with attributes).
+    """
+    names = (*_READ_COLUMNS, "input") if attributes else _READ_COLUMNS
+    columns: dict[str, Sequence[Any]] = (
+        dict(zip(names, zip(*rows, strict=True), strict=True))
+        if rows
+        else {name: [] for name in names}
+    )
+    inputs = pd.DataFrame(
+        list(columns["input"]) if attributes else None,
+        columns=[*(FEATURE_NAMES if attributes else ())],
+    )
+    for name in NUMERIC if attributes else ():
         inputs[name] = pd.to_numeric(inputs[name], errors="coerce")
-    for name in CATEGORICAL:
+    for name in CATEGORICAL if attributes else ():
         inputs[name] = inputs[name].astype("str")
+    # Timestamps come back naive from SQLite (written in UTC), aware from PostgreSQL.
     frame = pd.DataFrame(
         {
-            "request_id": pd.Series([row["request_id"] for row in rows], dtype="str"),
-            "decided_at": pd.to_datetime([_utc(row["created_at"]) for row in rows], utc=True),
-            "model_version": pd.Series([row["model_version"] for row in rows], dtype="str"),
-            "probability_bad": pd.Series([row["probability_bad"] for row in rows], dtype="float64"),
-            "decision": pd.Series([row["decision"] for row in rows], dtype="str"),
+            "request_id": pd.Series(columns["request_id"], dtype="str"),
+            "decided_at": pd.to_datetime(list(columns["created_at"]), utc=True),
+            "model_version": pd.Series(columns["model_version"], dtype="str"),
+            "probability_bad": pd.Series(columns["probability_bad"], dtype="float64"),
+            "decision": pd.Series(columns["decision"], dtype="str"),
+            "outcome": pd.array(list(columns["outcome"]), dtype="Int64"),
+            "observed_at": pd.to_datetime(list(columns["observed_at"]), utc=True),
         }
     )
-    outcomes = pd.DataFrame(
-        {
-            "outcome": pd.array([row["outcome"] for row in rows], dtype="Int64"),
-            "observed_at": pd.to_datetime(
-                [None if row["observed_at"] is None else _utc(row["observed_at"]) for row in rows],
-                utc=True,
-            ),
-        }
-    )
-    return pd.concat([frame, inputs, outcomes], axis=1)[list(LABELLED_COLUMNS)]
+    ordered = [c for c in LABELLED_COLUMNS if attributes or c not in FEATURE_NAMES]
+    return pd.concat([frame, inputs], axis=1)[ordered]
 
 
 def labelled_decisions(
