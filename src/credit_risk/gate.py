@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from credit_risk.config import Objective, ProtectedPolicy, Settings
-from credit_risk.evaluate import CostMatrix, classification_metrics, costs_of
+from credit_risk.evaluate import CostMatrix, costs_of, expected_cost
 from credit_risk.fingerprint import (
     StoredFingerprint,
     load_fingerprint,
@@ -235,6 +235,23 @@ def paired_statistic_bootstrap(
     return _interval(np.asarray(values), confidence)
 
 
+def metric_value(
+    metric: str, y: np.ndarray, probability: np.ndarray, threshold: float, costs: CostMatrix
+) -> float:
+    """The gate's metric of one set of predictions (NaN when it is undefined on these rows:
+    recall without a bad applicant, ROC AUC with one class)."""
+    rejected = probability >= threshold
+    if metric == "cost":
+        return expected_cost(y, rejected, costs)
+    if metric == "recall_bad":
+        return float(rejected[y == 1].mean()) if (y == 1).any() else float("nan")
+    if y.min() == y.max():
+        return float("nan")
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, probability))
+
+
 def compare_predictions(
     protocol: str,
     metric: str,
@@ -263,7 +280,7 @@ def compare_predictions(
     resamples, confidence, seed = settings.gate_resamples, settings.gate_confidence, settings.seed
 
     def pooled(probability: np.ndarray, threshold: float) -> float:
-        values = [classification_metrics(y, p, threshold, costs)[metric] for p in probability]
+        values = [metric_value(metric, y, p, threshold, costs) for p in probability]
         return float(np.mean(values))
 
     champion_value, challenger_value = pooled(champ, thresholds[0]), pooled(chall, thresholds[1])
@@ -686,10 +703,8 @@ def run_gate(
     except GateRefused as refused:
         return report(False, f"champion kept: {refused}")
     if len(rows.is_bad) < settings.gate_min_rows:
-        notes.append(
-            f"out of time: {rows.note}, fewer than {settings.gate_min_rows}; the paired "
-            "cross-validation decides"
-        )
+        fewer = f", fewer than {settings.gate_min_rows}" if len(rows.is_bad) else ""
+        notes.append(f"out of time: {rows.note}{fewer}; the paired cross-validation decides")
     else:
         scored = out_of_time(settings, rows, champion, challenger)
         promote, reason = _decide_scored(

@@ -40,7 +40,7 @@ from credit_risk.fingerprint import (
     rows_sha256,
 )
 from credit_risk.model_folder import DataFingerprint, DataSource
-from credit_risk.schema import FEATURE_NAMES, TARGET
+from credit_risk.schema import BY_NAME, CATEGORICAL, FEATURE_NAMES, TARGET, label_to_code
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -92,13 +92,16 @@ def read_labelled(settings: Settings) -> Labelled:
     from credit_risk.outcomes import LABELLED_COLUMNS, labelled_decisions
 
     url = settings.decision_log_url
-    until = settings.outcomes_until or datetime.now(UTC)
+    until = _utc(settings.outcomes_until or datetime.now(UTC))
     if log_exists(url):
         frame = labelled_decisions(url)
         frame = frame[frame["observed_at"] <= pd.Timestamp(until)].reset_index(drop=True)
     else:
         frame = pd.DataFrame({name: pd.Series(dtype="str") for name in LABELLED_COLUMNS})
     raw = frame[list(FEATURE_NAMES)].astype("str")
+    for name in CATEGORICAL:  # a log written with readable labels (the API logs codes)
+        attribute = BY_NAME[name]
+        raw[name] = raw[name].map(lambda v, a=attribute: label_to_code(a, v) or v)
     raw[TARGET] = frame["outcome"].astype("str")
     where = Path(f"decision log {redact_url(url)}")
     try:
@@ -128,6 +131,11 @@ def read_labelled(settings: Settings) -> Labelled:
         request_id=frame["request_id"].astype("str").reset_index(drop=True),
         source=source,
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC (a naive ``outcomes_until`` is UTC, as the log's timestamps are)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _iso(moment: pd.Timestamp) -> str:
@@ -224,7 +232,7 @@ def load_run_data(settings: Settings, with_outcomes: bool | None = None) -> RunD
     sources = [
         DataSource(kind=FILE, location=str(path), rows=len(base_x), sha256=file_sha256(path))
     ]
-    features, is_bad = base_x, base_y
+    features, is_bad, hashes = base_x, base_y, row_hashes(base_x, base_y)
     decided = pd.Series(pd.NaT, index=range(len(base_x)), dtype="datetime64[ns, UTC]")
     train, test = base_train, base_test
     use_outcomes = settings.train_with_outcomes if with_outcomes is None else with_outcomes
@@ -236,13 +244,23 @@ def load_run_data(settings: Settings, with_outcomes: bool | None = None) -> RunD
         positions = np.arange(offset, offset + len(held))
         train = np.concatenate([base_train, positions[~held]])
         test = np.concatenate([base_test, positions[held]])
+        labelled_hashes = row_hashes(labelled.features, labelled.is_bad)
+        repeated = len(set(labelled_hashes) & set(hashes))
+        if repeated:
+            log.warning(
+                "%d labelled decisions are identical to rows of %s (applicant and outcome): "
+                "replayed rows? the gate will not count them as out of sample",
+                repeated,
+                path,
+            )
         features = pd.concat([base_x, labelled.features], ignore_index=True)
         is_bad = pd.concat([base_y, labelled.is_bad], ignore_index=True)
         decided = pd.concat([decided, labelled.decided_at], ignore_index=True)
+        hashes = np.concatenate([hashes, labelled_hashes])
     return RunData(
         features=features,
         is_bad=is_bad.rename("is_bad"),
-        hashes=row_hashes(features, is_bad),
+        hashes=hashes,
         decided_at=decided,
         train=train,
         test=test,
