@@ -6,10 +6,10 @@ Protocol (every step through the project's own entry points):
    base file (a CSV) that the first champion is trained on (``credit-risk train``'s sequence,
    fixed parameters); the others are the applicants who will arrive later.
 2. Month after month, ``--per-month`` of them arrive, drawn without replacement and tilted
-   towards applicants whose checking account is overdrawn (``A11``), more so each month (weight
-   ``exp(shift x month)`` for them, 1 for the others): the population shifts towards risk.
-   They are scored through the API (``POST /predict/batch`` of the FastAPI app, serving the
-   exported champion), which logs every decision.
+   towards applicants whose checking account is overdrawn or below 200 DM (``A11``, ``A12``),
+   more so each month (weight ``exp(shift x month)`` for them, 1 for the others): the
+   population shifts towards risk. They are scored one by one through the API (``POST
+   /predict`` of the FastAPI app, serving the exported champion), which logs every decision.
 3. Outcomes arrive a month late: after month m, the realised classes of month m-1's applicants
    are written to a CSV and recorded with ``credit-risk outcomes import``.
 4. The monitor-and-retrain flow runs on the month's decisions: drift check, then the
@@ -40,7 +40,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "raw" / "german.data"
-SHIFTED = ("checking_account_status", "A11")
+# The population drifts towards applicants with little or no balance on their checking account.
+SHIFTED = ("checking_account_status", ("A11", "A12"))
 
 
 @dataclass
@@ -62,7 +63,7 @@ class MonthReport:
     def lines(self) -> list[str]:
         out = [
             f"month {self.month}: {self.arrived} applicants scored through the API "
-            f"({self.shifted_share:.0%} with {SHIFTED[0]}={SHIFTED[1]}); "
+            f"({self.shifted_share:.0%} with {SHIFTED[0]} in {'/'.join(SHIFTED[1])}); "
             f"{self.outcomes_imported} outcomes imported",
             "  drift: "
             + ("yes: " + "; ".join(self.drift_reasons[:3]) if self.drift else "none found"),
@@ -108,11 +109,15 @@ def write_uci_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def in_shifted_group(applicants: pd.DataFrame) -> np.ndarray:
+    return applicants[SHIFTED[0]].isin(SHIFTED[1]).to_numpy()
+
+
 def draw_month(
     pool: pd.DataFrame, size: int, month: int, shift: float, rng: np.random.Generator
 ) -> pd.DataFrame:
     """``size`` applicants from the pool, tilted towards the shifted group as months pass."""
-    tilted = (pool[SHIFTED[0]] == SHIFTED[1]).to_numpy()
+    tilted = in_shifted_group(pool)
     weight = np.where(tilted, np.exp(shift * month), 1.0)
     size = min(size, len(pool))
     chosen = rng.choice(len(pool), size=size, replace=False, p=weight / weight.sum())
@@ -120,7 +125,8 @@ def draw_month(
 
 
 def score_through_api(settings: Any, applicants: pd.DataFrame) -> list[str]:
-    """POST the applicants to the service (in-process FastAPI app); return their request ids."""
+    """POST the applicants one by one to the service (in-process FastAPI app), as they arrive;
+    return their request ids."""
     from fastapi.testclient import TestClient
 
     from credit_risk.api import create_app
@@ -135,10 +141,13 @@ def score_through_api(settings: Any, applicants: pd.DataFrame) -> list[str]:
         for _, row in applicants.iterrows()
     ]
     app = create_app(settings, scorer=Scorer.from_folder(settings.model_dir))
+    ids = []
     with TestClient(app) as client:
-        response = client.post("/predict/batch", json={"applicants": body})
-        response.raise_for_status()
-    return [p["request_id"] for p in response.json()["predictions"]]
+        for applicant in body:
+            response = client.post("/predict", json=applicant)
+            response.raise_for_status()
+            ids.append(response.json()["request_id"])
+    return ids
 
 
 def import_outcomes(settings: Any, ids: list[str], is_bad: np.ndarray, folder: Path) -> int:
@@ -166,9 +175,9 @@ def import_outcomes(settings: Any, ids: list[str], is_bad: np.ndarray, folder: P
 def run_lifecycle(
     workdir: Path,
     months: int = 4,
-    per_month: int = 100,
+    per_month: int = 80,
     base_rows: int = 500,
-    shift: float = 1.0,
+    shift: float = 0.7,
     seed: int = 42,
     **overrides: Any,
 ) -> list[MonthReport]:
@@ -212,7 +221,7 @@ def run_lifecycle(
         report = MonthReport(
             month=month,
             arrived=len(arrivals),
-            shifted_share=float((arrivals[SHIFTED[0]] == SHIFTED[1]).mean()),
+            shifted_share=float(in_shifted_group(arrivals).mean()),
             outcomes_imported=imported,
             drift=bool(result["drift"]),
             drift_reasons=list(result.get("reasons", [])),
@@ -237,9 +246,9 @@ def _rows_of(settings: Any, run_id: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--months", type=int, default=4)
-    parser.add_argument("--per-month", type=int, default=100)
+    parser.add_argument("--per-month", type=int, default=80)
     parser.add_argument("--base-rows", type=int, default=500)
-    parser.add_argument("--shift", type=float, default=1.0, help="tilt per month (log weight)")
+    parser.add_argument("--shift", type=float, default=0.7, help="tilt per month (log weight)")
     parser.add_argument("--trials", type=int, default=5, help="Optuna trials per retrain")
     parser.add_argument("--n-estimators", type=int, default=200)
     parser.add_argument("--gate-min-rows", type=int, default=40)
@@ -252,8 +261,8 @@ def main() -> None:
     os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
     print(
         f"life cycle: {args.base_rows} base rows, {args.months} months of {args.per_month} "
-        f"applicants (tilt {args.shift}/month towards {SHIFTED[0]}={SHIFTED[1]}), outcomes one "
-        f"month late, {args.trials} trials of {args.n_estimators} trees per retrain; "
+        f"applicants (tilt {args.shift}/month towards {SHIFTED[0]} in {'/'.join(SHIFTED[1])}), "
+        f"outcomes one month late, {args.trials} trials of {args.n_estimators} trees per retrain; "
         f"stores in {workdir}",
         flush=True,
     )

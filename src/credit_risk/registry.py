@@ -1,4 +1,4 @@
-"""MLflow tracking and registry: experiment set-up, champion alias, promotion gate, export.
+"""MLflow tracking and registry: experiment set-up, champion alias, export.
 
 The exported folder is self-contained: ``model/`` (an MLflow model in the sklearn flavour,
 serialised with skops, with the package's code bundled) and ``metadata.json`` (threshold,

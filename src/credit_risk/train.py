@@ -4,8 +4,10 @@
 (:func:`train`) and the Prefect flow runs the same sequence with a step runner that makes each
 named step a task (:mod:`credit_risk.flows`). Steps hand each other small values (parameters,
 run ids, model URIs, metric dicts), never DataFrames or fitted models: a step that needs the
-data re-reads the (small, checksummed) file and re-splits it with the same seed, and the fitted
-model travels through MLflow, so a retried step recomputes from the same inputs.
+data re-reads the (small, checksummed) file, and with outcomes the labelled decisions whose
+outcomes were known when the run started (:mod:`credit_risk.training_data`), and re-splits them
+with the same seed; the fitted model travels through MLflow, so a retried step recomputes from
+the same inputs.
 """
 
 from __future__ import annotations

@@ -240,6 +240,12 @@ def load_run_data(settings: Settings, with_outcomes: bool | None = None) -> RunD
         labelled = read_labelled(settings)
         sources.append(labelled.source)
         held = out_of_time_split(labelled.decided_at, settings.outcomes_holdout_fraction)
+        if len(held) and held.all():
+            log.warning(
+                "all %d labelled decisions share the newest decision time (one batch?): all are "
+                "held out of time, none is trained on",
+                len(held),
+            )
         offset = len(base_x)
         positions = np.arange(offset, offset + len(held))
         train = np.concatenate([base_train, positions[~held]])
