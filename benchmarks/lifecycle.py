@@ -74,7 +74,7 @@ class MonthReport:
             gate = self.retrained.get("gate") or {}
             out.append(
                 f"  retrained: v{self.retrained['model_version']} on "
-                f"{self.retrained.get('data_rows', '?')} rows"
+                f"{self.retrained.get('data_rows', '?')}"
             )
             out.append(f"  gate: {self.retrained['reason']}")
             if gate.get("summary"):
@@ -236,11 +236,20 @@ def run_lifecycle(
 
 
 def _rows_of(settings: Any, run_id: str) -> str:
-    """``rows (labelled)`` of a run's dataset fingerprint, from its MLflow tags."""
+    """What a run read and trained on, from its dataset fingerprint."""
     from mlflow.tracking import MlflowClient
 
-    tags = MlflowClient(settings.tracking_uri).get_run(run_id).data.tags
-    return f"{tags.get('data_rows', '?')} ({tags.get('data_sources', '')})"
+    from credit_risk.fingerprint import load_fingerprint
+
+    stored = load_fingerprint(MlflowClient(settings.tracking_uri), run_id)
+    if stored is None:
+        return "? rows"
+    summary = stored.summary
+    parts = " + ".join(
+        f"{s.rows} {'from ' + Path(s.location).name if s.kind == 'file' else 'labelled decisions'}"
+        for s in summary.sources
+    )
+    return f"{summary.rows} rows ({parts}), trained on {summary.trained_rows}"
 
 
 def main() -> None:
