@@ -26,7 +26,9 @@ def test_lifecycle_retrains_on_grown_data_and_the_gate_states_its_evidence(
         n_estimators=30,
         search_n_estimators=30,
         cv_folds=3,
-        gate_min_rows=40,
+        # Half the labelled decisions held out of time, so that out-of-time rows decide.
+        outcomes_holdout_fraction=0.5,
+        gate_min_rows=25,
         gate_cv_repeats=1,
         n_jobs=1,
     )
@@ -44,7 +46,8 @@ def test_lifecycle_retrains_on_grown_data_and_the_gate_states_its_evidence(
     assert int(tags["data_rows"]) > 500 and "decision_log:" in tags["data_sources"]
     evidence = run["gate"]
     comparison = evidence["comparison"]
-    assert comparison["rows"] >= 40 and sum(comparison["overlap"].values()) == 0
+    assert comparison["protocol"] == "out_of_time" and comparison["rows"] >= 25
+    assert sum(comparison["overlap"].values()) == 0
     assert run["promote"] == (comparison["low"] > evidence["margin"])
     assert reports[-1].champion_version == (
         run["model_version"] if run["promote"] else reports[0].champion_version
