@@ -9,7 +9,7 @@ MODEL_DIR ?= models/champion
 
 .PHONY: run test install install-dev train serve mlflow-ui prefect-ui flow lint lock \
         bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
-        monitor bench-calibration bench-protected bench-batch screenshot
+        monitor bench-calibration bench-protected bench-batch bench-engines screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -91,6 +91,7 @@ monitor: install
 ## bench-<name>: run benchmarks/<script>.py with ARGS (each prints its protocol and figures)
 BENCH_serving := serving
 BENCH_batch := batch
+BENCH_engines := engines
 BENCH_quality := model_quality
 BENCH_calibration := calibration
 BENCH_protected := protected_policy
