@@ -1,24 +1,123 @@
-"""The ``credit-risk`` command line. Thin: each command wires package functions together."""
+"""The ``credit-risk`` command line. Thin: each command wires package functions together.
+
+A user's mistake (a bad file, a missing model folder, an invalid setting) ends in one line,
+``error: <what is wrong, where, what is accepted>`` on stderr, and exit code 2; ``credit-risk
+--verbose <command>`` adds the traceback. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 import typer
+from typer.core import TyperGroup
 
 from credit_risk.config import Objective, ProtectedPolicy, Settings, ThresholdRule, get_settings
+from credit_risk.errors import UserError
+
+USER_ERROR_EXIT = 2
+_TRACEBACK = "credit_risk.traceback"
+# Errors listed from one invalid configuration; the first few say what to fix.
+_MAX_SETTING_ERRORS = 3
+# OS errors that are the user's environment, not a bug: a path that is not there, not allowed,
+# of the wrong kind, or a disk that cannot take the output.
+_USER_OS_ERRORS = frozenset(
+    {
+        errno.ENOENT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.EEXIST,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+    }
+)
+
+
+def _settings_message(error: Any) -> str:
+    """One line for an invalid Settings (a flag or a ``CREDIT_RISK_*`` variable)."""
+    problems = []
+    for item in error.errors(include_url=False)[:_MAX_SETTING_ERRORS]:
+        name = ".".join(str(part) for part in item["loc"]) or "(settings)"
+        found = repr(item.get("input"))
+        found = found if len(found) <= 60 else found[:60] + "..."
+        problems.append(
+            f"setting {name} (CREDIT_RISK_{name.upper()} or its flag): {item['msg']} "
+            f"(found {found})"
+        )
+    more = error.error_count() - _MAX_SETTING_ERRORS
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The one-line message of an error the user can fix, or None for anything else (a bug).
+
+    User errors: :class:`~credit_risk.errors.UserError` (bad files, same input and output,
+    decision-log and store locations), a model folder that cannot be trusted, an invalid
+    setting, and OS errors about a path the user gave (missing, not allowed, full disk).
+    """
+    from pydantic import ValidationError
+
+    from credit_risk.model_folder import ModelFolderError
+
+    if isinstance(error, UserError | ModelFolderError):
+        return str(error)
+    if isinstance(error, ValidationError) and error.title == "Settings":
+        return _settings_message(error)
+    if isinstance(error, OSError) and error.errno in _USER_OS_ERRORS:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"{where}{error.strerror}"
+    return None
+
+
+class UserErrorGroup(TyperGroup):
+    """The command group: user errors end in ``error: ...`` and exit code 2, no traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors its own click)
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            message = user_error_message(error)
+            if message is None:
+                raise
+            if ctx.meta.get(_TRACEBACK):
+                traceback.print_exc()
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(USER_ERROR_EXIT) from error
+
 
 app = typer.Typer(
+    cls=UserErrorGroup,
     help="Cost-aware credit-risk scoring (Statlog German Credit).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Also print the traceback of an error (credit-risk --verbose predict ...).",
+        ),
+    ] = False,
+) -> None:
+    """Cost-aware credit-risk scoring (Statlog German Credit)."""
+    ctx.meta[_TRACEBACK] = verbose
 
 
 def _logging(verbose: bool) -> None:
@@ -136,21 +235,25 @@ def predict(
     ] = 50_000,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
-    """Score a file of applicants, streaming, into a CSV (probability, class, decision)."""
+    """Score a file of applicants, streaming, into a CSV (probability, class, decision).
+
+    The output is written beside its final name and renamed into place once complete; an
+    output that is the input (also through a link) is refused before anything is written.
+    """
     from tqdm import tqdm
 
-    from credit_risk.data import DataValidationError
+    from credit_risk.data import check_readable
+    from credit_risk.files import refuse_same_file
     from credit_risk.scoring import Scorer, predict_file
 
+    # The cheap checks first: no model load for a file that cannot be scored.
+    refuse_same_file(input, output)
+    check_readable(input)
     folder = model or get_settings().model_dir
     # Light load from the verified fast-path cache when intact (no MLflow, no scikit-learn).
     scorer = Scorer.from_folder(folder, batch=True)
     with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
-        try:
-            rows = predict_file(scorer, input, output, chunk_rows, progress=bar.update)
-        except DataValidationError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from error
+        rows = predict_file(scorer, input, output, chunk_rows, progress=bar.update)
     typer.echo(f"wrote {rows} rows to {output}")
 
 
@@ -322,10 +425,14 @@ def serve(
 
     import uvicorn
 
+    from credit_risk.decision_log import check_log_location
+
     _logging(False)
     settings = get_settings(
         host=host, port=port, workers=workers, model_dir=model, model_uri=model_uri
     )
+    # Refused here in one line; inside the workers it would be a startup traceback.
+    check_log_location(settings.decision_log_url)
     # Worker processes read their settings from the environment: pass the flags on.
     os.environ["CREDIT_RISK_MODEL_DIR"] = str(settings.model_dir)
     if settings.model_uri:
@@ -369,14 +476,28 @@ def monitor(
     data: DataOption = None,
 ) -> None:
     """Compare recent decisions with the training data; exit 1 when drift passes the limits."""
+    from datetime import datetime
+
+    from credit_risk.decision_log import check_log_exists
     from credit_risk.monitor import monitor as run_monitor
     from credit_risk.monitor import parse_since
 
     _logging(False)
     settings = get_settings(decision_log_url=log_url, monitor_psi_limit=psi_limit, data_path=data)
-    result = run_monitor(
-        settings, since=parse_since(since), until=parse_since(until), model_dir=model, report=report
-    )
+
+    def moment(option: str, value: str | None) -> datetime | None:
+        try:
+            return parse_since(value)
+        except ValueError as error:
+            raise UserError(
+                f"--{option} {value!r}: expected 7d, 24h, 90m or an ISO date/time "
+                "(2025-01-31 or 2025-01-31T12:00)"
+            ) from error
+
+    start, end = moment("since", since), moment("until", until)
+    # Reading a SQLite log that is not there would create an empty one and report no drift.
+    check_log_exists(settings.decision_log_url)
+    result = run_monitor(settings, since=start, until=end, model_dir=model, report=report)
     typer.echo(result.summary())
     typer.echo(f"report: {result.report_path}")
     if result.drift:
@@ -393,6 +514,7 @@ def card(
 ) -> None:
     """The model card of an exported model (as served at GET /model/card)."""
     from credit_risk.card import render_card_html, render_card_markdown
+    from credit_risk.files import write_text_atomic
 
     folder = model or get_settings().model_dir
     if output is None:
@@ -403,6 +525,9 @@ def card(
         if output.suffix in (".html", ".htm")
         else render_card_markdown(folder)
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    write_text_atomic(output, text)
     typer.echo(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    app()

@@ -5,6 +5,11 @@ serialised with skops, with the package's code bundled) and ``metadata.json`` (t
 version, metrics...) and, once verified, ``fastpath/`` (the compiled fast path, see
 :mod:`credit_risk.fastpath`). Serving loads it without any MLflow server, and without MLflow at
 all when the fast-path cache is intact; MLflow is imported only by the functions that use it.
+
+Training runs sharing one SQLite store take turns (:func:`store_lock`) where they would
+otherwise collide: MLflow creating and migrating a fresh store (two runs at once fail inside
+the schema migration), registering a version, moving the champion alias and exporting the
+champion.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from credit_risk.files import sqlite_file
 from credit_risk.model_folder import METADATA_FILE, MODEL_SUBDIR
 
 if TYPE_CHECKING:
@@ -37,26 +46,63 @@ def _is_local_store(tracking_uri: str) -> bool:
     return scheme in ("", "file", "sqlite") or tracking_uri.startswith(("postgresql", "mysql"))
 
 
+@contextlib.contextmanager
+def store_lock(tracking_uri: str, purpose: str) -> Iterator[None]:
+    """Hold the store's lock: an exclusive ``flock`` on ``<database file>.lock``.
+
+    For SQLite stores only (a tracking server or a server database serialises its own
+    writers); elsewhere a no-op. Waiting is logged, once, with what the lock is wanted for. The
+    lock is released when the process ends, however it ends.
+
+    Args:
+        tracking_uri: the MLflow store.
+        purpose: what the lock is taken for, in words (for the wait message).
+    """
+    database = sqlite_file(tracking_uri)
+    if database is None:
+        yield
+        return
+    import fcntl
+
+    # MLflow creates a SQLite store's folder; the lock beside it comes first.
+    database.parent.mkdir(parents=True, exist_ok=True)
+    path = database.with_name(database.name + ".lock")
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for the store lock held by another run (%s) to %s", path, purpose)
+            started = time.perf_counter()
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            log.info("got the store lock after %.1f s", time.perf_counter() - started)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Point MLflow at the settings' store and make sure the experiment exists.
 
     With a database or file store, artifacts go to ``settings.artifact_location``; with a
-    tracking server the server decides.
+    tracking server the server decides. A fresh SQLite store is created (and migrated) under
+    :func:`store_lock`.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    client = MlflowClient(settings.tracking_uri)
-    experiment = client.get_experiment_by_name(settings.experiment_name)
-    if experiment is None:
-        location = None
-        if _is_local_store(settings.tracking_uri):
-            location = Path(settings.artifact_location).resolve().as_uri()
-        with contextlib.suppress(MlflowException):  # created concurrently by another process
-            client.create_experiment(settings.experiment_name, artifact_location=location)
-    mlflow.set_experiment(settings.experiment_name)
+    with store_lock(settings.tracking_uri, "create or open the store"):
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        client = MlflowClient(settings.tracking_uri)
+        experiment = client.get_experiment_by_name(settings.experiment_name)
+        if experiment is None:
+            location = None
+            if _is_local_store(settings.tracking_uri):
+                location = Path(settings.artifact_location).resolve().as_uri()
+            with contextlib.suppress(MlflowException):  # created concurrently by another process
+                client.create_experiment(settings.experiment_name, artifact_location=location)
+        mlflow.set_experiment(settings.experiment_name)
     return client
 
 

@@ -365,7 +365,10 @@ def predict_file(
     """Score a UCI or CSV file in chunks and write a CSV, in constant memory.
 
     The next chunk is read and validated in a background thread while the current one is
-    scored (the batch engine releases the GIL), so reading and scoring overlap.
+    scored (the batch engine releases the GIL), so reading and scoring overlap. The CSV is
+    written to a temporary file beside ``output_path`` and renamed over it only when complete:
+    a failed run leaves an existing output as it was. An input without rows (a header only)
+    gives a CSV with the header only.
 
     Args:
         scorer: the loaded model.
@@ -376,18 +379,25 @@ def predict_file(
 
     Returns:
         Rows written.
+
+    Raises:
+        UserError: the output is the input (also through a link), or the input is not a
+            readable applicant file (:class:`~credit_risk.data.DataValidationError`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow as pa
 
-    from credit_risk.data import iter_applicants
+    from credit_risk.data import check_readable, iter_applicants
+    from credit_risk.files import atomic_output, refuse_same_file
 
+    refuse_same_file(input_path, output_path)
+    check_readable(input_path)
     written = 0
-    output_path.parent.mkdir(parents=True, exist_ok=True)
     chunks = iter_applicants(input_path, chunk_rows)
     with (
-        pa.OSFile(str(output_path), "wb") as sink,
+        atomic_output(output_path) as temporary,
+        pa.OSFile(str(temporary), "wb") as sink,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader,
     ):
         pending = reader.submit(next, chunks, None)
@@ -400,4 +410,14 @@ def predict_file(
             number += 1
             if progress is not None:
                 progress(len(scored))
+        if number == 0:
+            _write_csv(sink, _no_rows(scorer), header=True)
     return written
+
+
+def _no_rows(scorer: Scorer) -> pd.DataFrame:
+    """A scored frame without rows: the output's columns, for a header-only CSV."""
+    scored = scorer.decide(np.empty(0))
+    for column in REASON_COLUMNS:
+        scored[column] = pd.Series([], dtype="str")
+    return scored

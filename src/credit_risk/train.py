@@ -29,7 +29,7 @@ from mlflow.models import infer_signature
 from credit_risk import __version__
 from credit_risk.card import Assessment, assess_run, log_assessment
 from credit_risk.config import Objective, ProtectedPolicy, Settings
-from credit_risk.data import file_sha256, load_training_data, split_dataset
+from credit_risk.data import check_trainable, file_sha256, load_training_data, split_dataset
 from credit_risk.evaluate import (
     classification_metrics,
     confusion,
@@ -46,6 +46,7 @@ from credit_risk.registry import (
     configure_mlflow,
     export_model,
     promotion_gate,
+    store_lock,
 )
 from credit_risk.tune import cross_validate, load_study, search_objective, tune
 
@@ -124,8 +125,12 @@ class LoggedRun:
 
 
 def split_training_data(settings: Settings) -> Split:
-    """Read and validate the training file, then split it (stratified, seeded)."""
+    """Read and validate the training file, check it can be trained on, split it (stratified)."""
     dataset = load_training_data(settings)
+    calibration_folds = None if settings.calibration == "none" else settings.calibration_folds
+    check_trainable(
+        dataset, settings.data_path, settings.test_size, settings.cv_folds, calibration_folds
+    )
     return Split(*split_dataset(dataset, settings.test_size, settings.seed))
 
 
@@ -274,9 +279,10 @@ def register_version(settings: Settings, logged: LoggedRun, threshold: float) ->
     """Register the run's model as a new version tagged with its threshold and objective."""
     client = configure_mlflow(settings)
     name = settings.registered_model_name
-    version = str(mlflow.register_model(logged.model_uri, name).version)
-    client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
-    client.set_model_version_tag(name, version, "objective", settings.objective.value)
+    with store_lock(settings.tracking_uri, "register a model version"):
+        version = str(mlflow.register_model(logged.model_uri, name).version)
+        client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
+        client.set_model_version_tag(name, version, "objective", settings.objective.value)
     return version
 
 
@@ -295,12 +301,17 @@ def gate_version(
     split = split_training_data(settings)
     client = configure_mlflow(settings)
     name = settings.registered_model_name
-    gate = _gate(client, settings, split.x_test, split.y_test, challenger_metrics, limits_failed)
-    log.info("promotion gate for %s v%s: %s", name, version, gate.reason)
-    client.set_tag(run_id, "promotion", gate.reason)
-    if gate.promote:
-        client.set_registered_model_alias(name, settings.champion_alias, version)
-    champion = champion_version(client, name, settings.champion_alias)
+    # One run at a time compares with the champion and moves the alias: two runs racing here
+    # could each promote against a champion the other had just replaced.
+    with store_lock(settings.tracking_uri, "compare with the champion"):
+        gate = _gate(
+            client, settings, split.x_test, split.y_test, challenger_metrics, limits_failed
+        )
+        log.info("promotion gate for %s v%s: %s", name, version, gate.reason)
+        client.set_tag(run_id, "promotion", gate.reason)
+        if gate.promote:
+            client.set_registered_model_alias(name, settings.champion_alias, version)
+        champion = champion_version(client, name, settings.champion_alias)
     return gate, str(champion.version if champion else version)
 
 
@@ -337,12 +348,30 @@ def export_version(
     promoted: bool,
     output: Path | None = None,
 ) -> list[Path]:
-    """Export to ``output`` (any run) and to ``settings.model_dir`` (champions only)."""
+    """Export to ``output`` (any run) and to ``settings.model_dir`` (champions only).
+
+    The champion folder is written under the store's lock, and only if this version still
+    holds the alias: a run promoted after this one and exported first must not be overwritten.
+    """
     exported: list[Path] = []
     if output is not None:
         exported.append(export_model(model_uri, metadata, output))
     if promoted:
-        exported.append(export_model(model_uri, metadata, settings.model_dir))
+        client = configure_mlflow(settings)
+        with store_lock(settings.tracking_uri, "export the champion"):
+            current = champion_version(
+                client, settings.registered_model_name, settings.champion_alias
+            )
+            version = str(metadata.get("model_version"))
+            if current is not None and str(current.version) != version:
+                log.info(
+                    "not exporting v%s to %s: v%s has taken the champion alias since",
+                    version,
+                    settings.model_dir,
+                    current.version,
+                )
+            else:
+                exported.append(export_model(model_uri, metadata, settings.model_dir))
     return exported
 
 
