@@ -97,6 +97,7 @@ BENCH_calibration := calibration
 BENCH_protected := protected_policy
 BENCH_flow := flow_overhead
 BENCH_tuning := tuning_scaleout
+BENCH_gauges := realised_gauges
 BENCHES := $(patsubst BENCH_%,bench-%,$(filter BENCH_%,$(.VARIABLES)))
 
 $(BENCHES): bench-%: install

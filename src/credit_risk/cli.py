@@ -529,5 +529,110 @@ def card(
     typer.echo(f"wrote {output}")
 
 
+# --- realised outcomes and performance (issue 13) ---
+
+LogUrlOption = Annotated[
+    str | None, typer.Option("--log-url", help="Decision-log database URL (default: settings).")
+]
+
+outcomes_app = typer.Typer(
+    help="Realised outcomes of logged decisions (good or bad, observed after the decision).",
+    no_args_is_help=True,
+)
+app.add_typer(outcomes_app, name="outcomes")
+
+
+@outcomes_app.command("import")
+def outcomes_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header: request_id, outcome (good/bad or 1/2), observed_at "
+            "(ISO date or date-time, UTC when no offset)."
+        ),
+    ],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Overwrite a different stored outcome instead of refusing the file."
+        ),
+    ] = False,
+    log_url: LogUrlOption = None,
+) -> None:
+    """Record the outcomes of a file: all of them or, on any problem, none (exit 2)."""
+    import sqlalchemy as sa
+
+    from credit_risk.decision_log import SchemaVersionError
+    from credit_risk.outcomes import OutcomeError, import_outcomes
+
+    _logging(False)
+    settings = get_settings(decision_log_url=log_url)
+    try:
+        result = import_outcomes(settings.decision_log_url, file, replace)
+    except (OutcomeError, SchemaVersionError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    except sa.exc.OperationalError as error:
+        typer.echo(f"error: cannot write the decision log: {error.orig}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"{file}: {len(result.statuses)} outcome(s): {result.summary()}")
+
+
+def _moment_option(value: str | None, option: str) -> Any:
+    """A ``--since``/``--until`` value: 30d, 24h, 90m or an ISO date/time (UTC when naive)."""
+    from credit_risk.monitor import parse_since
+
+    try:
+        return parse_since(value)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{value!r} is not a duration (30d, 24h, 90m) or an ISO date/time", param_hint=option
+        ) from error
+
+
+@app.command()
+def performance(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Decisions since: 30d, 24h, 90m or an ISO date/time."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Decisions before: an ISO date/time (or 7d).")
+    ] = None,
+    by: Annotated[
+        str, typer.Option("--by", help="One window per: month (UTC) or version (model).")
+    ] = "month",
+    log_url: LogUrlOption = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="HTML report to write (default: settings).")
+    ] = None,
+    resamples: Annotated[
+        int | None,
+        typer.Option("--resamples", min=0, help="Bootstrap resamples per window (0: none)."),
+    ] = None,
+    seed: SeedOption = None,
+) -> None:
+    """Realised performance of the logged decisions that have an outcome, by window."""
+    import sqlalchemy as sa
+
+    from credit_risk.performance import By
+    from credit_risk.performance import performance as run_performance
+
+    if by not in tuple(By):
+        raise typer.BadParameter(f"{by!r} is not month or version", param_hint="--by")
+    _logging(False)
+    settings = get_settings(
+        decision_log_url=log_url, performance_bootstrap_resamples=resamples, seed=seed
+    )
+    window = (_moment_option(since, "--since"), _moment_option(until, "--until"))
+    try:
+        result = run_performance(settings, *window, by=By(by), report=report)
+    except sa.exc.OperationalError as error:
+        typer.echo(f"error: cannot read the decision log: {error.orig}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(result.table())
+    typer.echo(f"report: {result.report_path}")
+
+
 if __name__ == "__main__":
     app()

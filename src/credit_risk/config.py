@@ -147,6 +147,15 @@ class Settings(BaseSettings):
     monitor_p_value: float = Field(0.01, gt=0, lt=1)
     monitor_min_rows: int = Field(50, ge=1)
     monitor_report: Path = Path("reports/monitor.html")
+    # Realised performance (credit_risk.performance): percentile bootstrap intervals over each
+    # window's labelled decisions, seeded by ``seed``; 0 resamples = no intervals.
+    performance_bootstrap_resamples: int = Field(1000, ge=0)
+    performance_confidence: float = Field(0.95, gt=0, lt=1)
+    performance_report: Path = Path("reports/performance.html")
+    # The service's realised-performance gauges: decisions of the last this many days,
+    # recomputed off the request path at most once per refresh interval.
+    performance_window_days: int = Field(30, ge=1)
+    performance_refresh_seconds: float = Field(60.0, ge=1)
 
     # Serving (issue 3). A registry URI (``models:/<name>@champion``) wins over ``model_dir``.
     model_uri: str | None = Field(
