@@ -360,25 +360,37 @@ def monitor(
     ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="HTML report to write.")] = None,
-    psi_limit: Annotated[
+    alarm_rate: Annotated[
         float | None,
         typer.Option(
-            "--psi-limit", help="PSI at or above which an attribute or the score has drifted."
+            "--alarm-rate",
+            min=0.0,
+            max=1.0,
+            help="Chance that a window with no drift raises any alarm, in (0, 1) (default 0.05).",
         ),
     ] = None,
     data: DataOption = None,
 ) -> None:
-    """Compare recent decisions with the training data; exit 1 when drift passes the limits."""
+    """Test recent decisions against each model version's reference; exit 1 on an alarm."""
+    from credit_risk.model_folder import ModelFolderError
+    from credit_risk.monitor import ReferenceUnavailable, parse_since
     from credit_risk.monitor import monitor as run_monitor
-    from credit_risk.monitor import parse_since
 
     _logging(False)
-    settings = get_settings(decision_log_url=log_url, monitor_psi_limit=psi_limit, data_path=data)
-    result = run_monitor(
-        settings, since=parse_since(since), until=parse_since(until), model_dir=model, report=report
-    )
+    settings = get_settings(decision_log_url=log_url, monitor_alarm_rate=alarm_rate, data_path=data)
+    try:
+        result = run_monitor(
+            settings,
+            since=parse_since(since),
+            until=parse_since(until),
+            model_dir=model,
+            report=report,
+        )
+    except (ReferenceUnavailable, ModelFolderError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
     typer.echo(result.summary())
-    typer.echo(f"report: {result.report_path}")
+    typer.echo(f"report: {result.report_path} (and {result.json_path})")
     if result.drift:
         raise typer.Exit(1)
 
