@@ -467,23 +467,26 @@ def monitor(
     ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="HTML report to write.")] = None,
-    psi_limit: Annotated[
+    alarm_rate: Annotated[
         float | None,
         typer.Option(
-            "--psi-limit", help="PSI at or above which an attribute or the score has drifted."
+            "--alarm-rate",
+            min=0.0,
+            max=1.0,
+            help="Chance that a window with no drift raises any alarm, in (0, 1) (default 0.05).",
         ),
     ] = None,
     data: DataOption = None,
 ) -> None:
-    """Compare recent decisions with the training data; exit 1 when drift passes the limits."""
+    """Test recent decisions against each model version's reference; exit 1 on an alarm."""
     from datetime import datetime
 
     from credit_risk.decision_log import check_log_exists
+    from credit_risk.monitor import ReferenceUnavailable, parse_since
     from credit_risk.monitor import monitor as run_monitor
-    from credit_risk.monitor import parse_since
 
     _logging(False)
-    settings = get_settings(decision_log_url=log_url, monitor_psi_limit=psi_limit, data_path=data)
+    settings = get_settings(decision_log_url=log_url, monitor_alarm_rate=alarm_rate, data_path=data)
 
     def moment(option: str, value: str | None) -> datetime | None:
         try:
@@ -497,9 +500,12 @@ def monitor(
     start, end = moment("since", since), moment("until", until)
     # Reading a SQLite log that is not there would create an empty one and report no drift.
     check_log_exists(settings.decision_log_url)
-    result = run_monitor(settings, since=start, until=end, model_dir=model, report=report)
+    try:
+        result = run_monitor(settings, since=start, until=end, model_dir=model, report=report)
+    except ReferenceUnavailable as error:
+        raise UserError(str(error)) from error
     typer.echo(result.summary())
-    typer.echo(f"report: {result.report_path}")
+    typer.echo(f"report: {result.report_path} (and {result.json_path})")
     if result.drift:
         raise typer.Exit(1)
 

@@ -1,7 +1,9 @@
 """An exported model folder, checked as a whole before anything is scored with it.
 
 The folder holds ``metadata.json`` (threshold, version, metrics), ``model/`` (the fitted
-pipeline, an MLflow model) and, once verified, ``fastpath/`` (see :mod:`credit_risk.fastpath`).
+pipeline, an MLflow model), the drift monitor's reference (``drift_reference.json``, named by
+the metadata key ``drift_reference``; see :mod:`credit_risk.monitor`) and, once verified,
+``fastpath/`` (see :mod:`credit_risk.fastpath`).
 :func:`read_metadata` validates the metadata against :class:`ModelMetadata` (a threshold
 strictly between 0 and 1, the keys the service and the CLI read, their types), and
 :func:`model_file_digests` fingerprints ``model/`` so that the fast-path cache is trusted only
@@ -25,6 +27,9 @@ from credit_risk.config import Objective
 METADATA_FILE = "metadata.json"
 MODEL_SUBDIR = "model"
 MLMODEL_FILE = "MLmodel"
+# The drift reference written at training time: in the MLflow run, and in the exported folder.
+DRIFT_REFERENCE_FILE = "drift_reference.json"
+DRIFT_REFERENCE_ARTIFACT = f"drift/{DRIFT_REFERENCE_FILE}"
 # Errors listed in one ModelFolderError message: the first few say what to fix.
 _MAX_LISTED = 3
 _ECHO = 60
@@ -64,6 +69,9 @@ class ModelMetadata(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     package_version: str | None = None
     source: str | None = None
+    # File of the drift monitor's reference inside the folder; absent in folders exported
+    # before references were stored with the model (the monitor then says so).
+    drift_reference: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
     @field_validator("trained_at")
     @classmethod

@@ -1,10 +1,12 @@
 """MLflow tracking and registry: experiment set-up, champion alias, promotion gate, export.
 
 The exported folder is self-contained: ``model/`` (an MLflow model in the sklearn flavour,
-serialised with skops, with the package's code bundled) and ``metadata.json`` (threshold,
-version, metrics...) and, once verified, ``fastpath/`` (the compiled fast path, see
-:mod:`credit_risk.fastpath`). Serving loads it without any MLflow server, and without MLflow at
-all when the fast-path cache is intact; MLflow is imported only by the functions that use it.
+serialised with skops, with the package's code bundled), ``metadata.json`` (threshold,
+version, metrics...), ``drift_reference.json`` (what the drift monitor compares this model's
+decisions with, see :mod:`credit_risk.monitor`) and, once verified, ``fastpath/`` (the
+compiled fast path, see :mod:`credit_risk.fastpath`). Serving loads it without any MLflow
+server, and without MLflow at all when the fast-path cache is intact; MLflow is imported only
+by the functions that use it.
 
 Training runs sharing one SQLite store take turns (:func:`store_lock`) where they would
 otherwise collide: MLflow creating and migrating a fresh store (two runs at once fail inside
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from credit_risk.files import sqlite_file
-from credit_risk.model_folder import METADATA_FILE, MODEL_SUBDIR
+from credit_risk.model_folder import DRIFT_REFERENCE_FILE, METADATA_FILE, MODEL_SUBDIR
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -152,12 +154,20 @@ def promotion_gate(
     )
 
 
-def export_model(model_uri: str, metadata: dict[str, Any], folder: Path) -> Path:
+def export_model(
+    model_uri: str, metadata: dict[str, Any], folder: Path, reference_uri: str | None = None
+) -> Path:
     """Copy a logged model and its metadata into a self-contained folder, atomically.
 
     The new folder is assembled beside the target and swapped in, so a reader never sees a
     half-written model. Its fast path is compiled and verified there first (see
     :func:`compile_fast_path`), so the first load of the new model is already the light one.
+
+    Args:
+        model_uri: the logged model.
+        metadata: written as ``metadata.json``.
+        folder: the target folder (replaced).
+        reference_uri: the run's drift reference artifact, copied as ``drift_reference.json``.
     """
     import mlflow
 
@@ -166,6 +176,12 @@ def export_model(model_uri: str, metadata: dict[str, Any], folder: Path) -> Path
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(staging / "dl"))
     (staging / "dl").rename(staging / MODEL_SUBDIR)
+    if reference_uri is not None:
+        downloaded = mlflow.artifacts.download_artifacts(
+            artifact_uri=reference_uri, dst_path=str(staging / "reference")
+        )
+        Path(downloaded).rename(staging / DRIFT_REFERENCE_FILE)
+        shutil.rmtree(staging / "reference")
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
     compile_fast_path(staging)
     old = folder.with_name(f".{folder.name}-old")

@@ -39,6 +39,8 @@ from credit_risk.evaluate import (
     threshold_basis,
 )
 from credit_risk.model import SKOPS_TRUSTED_TYPES, build_pipeline, classifier_importances
+from credit_risk.model_folder import DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_FILE
+from credit_risk.monitor import Reference, reference_provenance
 from credit_risk.registry import (
     THRESHOLD_TAG,
     GateDecision,
@@ -248,6 +250,8 @@ def log_run(
             }
         )
         mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
+        reference = drift_reference(settings, evaluation, split)
+        mlflow.log_dict(reference.to_json(), DRIFT_REFERENCE_ARTIFACT)
         if search is not None:
             mlflow.log_metric("study_best_value", search.best_value)
             mlflow.set_tag("study_name", search.study_name)
@@ -273,6 +277,21 @@ def log_run(
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
     return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)
+
+
+def drift_reference(settings: Settings, evaluation: Evaluation, split: Split) -> Reference:
+    """What the drift monitor compares this model's decisions with (stored with the model).
+
+    The training split's inputs (what the model learned from) and the model's probabilities on
+    the held-out test split (in-sample scores would be more extreme than served ones).
+    """
+    return Reference.from_rows(
+        split.x_train,
+        evaluation.probability,
+        reference_provenance(
+            settings.seed, settings.test_size, file_sha256(Path(settings.data_path))
+        ),
+    )
 
 
 def register_version(settings: Settings, logged: LoggedRun, threshold: float) -> str:
@@ -332,6 +351,8 @@ def model_metadata(
         "protected_policy": settings.protected_policy.value,
         "params": evaluation.params,
         "seed": settings.seed,
+        "test_size": settings.test_size,
+        "drift_reference": DRIFT_REFERENCE_FILE,
         "test_metrics": evaluation.test_metrics,
         "cv_metrics": evaluation.cv_metrics,
         "confusion_matrix": evaluation.matrix,
@@ -354,8 +375,13 @@ def export_version(
     holds the alias: a run promoted after this one and exported first must not be overwritten.
     """
     exported: list[Path] = []
+    reference = (
+        f"runs:/{metadata['run_id']}/{DRIFT_REFERENCE_ARTIFACT}"
+        if metadata.get("drift_reference")
+        else None
+    )
     if output is not None:
-        exported.append(export_model(model_uri, metadata, output))
+        exported.append(export_model(model_uri, metadata, output, reference))
     if promoted:
         client = configure_mlflow(settings)
         with store_lock(settings.tracking_uri, "export the champion"):
@@ -371,7 +397,7 @@ def export_version(
                     current.version,
                 )
             else:
-                exported.append(export_model(model_uri, metadata, settings.model_dir))
+                exported.append(export_model(model_uri, metadata, settings.model_dir, reference))
     return exported
 
 

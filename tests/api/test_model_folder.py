@@ -67,6 +67,11 @@ DAMAGE = {
         "metadata.json",
         "model_version",
     ),
+    "drift reference outside the folder": (
+        _edit_metadata(lambda m: m.update(drift_reference="../elsewhere.json")),
+        "metadata.json",
+        "drift_reference",
+    ),
     "truncated metadata.json": (
         _truncate("metadata.json", lambda size: size // 2),
         "metadata.json",
@@ -92,7 +97,7 @@ def test_untrusted_folder_is_refused_naming_file_and_field(
         Scorer.from_folder(folder)
     assert Path(raised.value.path).name == file
     assert named in str(raised.value)
-    if named in ("threshold", "model_version"):
+    if named in ("threshold", "model_version", "drift_reference"):
         assert raised.value.field == named
 
 
