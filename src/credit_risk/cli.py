@@ -12,7 +12,14 @@ from typing import Annotated, Any, get_type_hints
 
 import typer
 
-from credit_risk.config import Objective, ProtectedPolicy, Settings, ThresholdRule, get_settings
+from credit_risk.config import (
+    Language,
+    Objective,
+    ProtectedPolicy,
+    Settings,
+    ThresholdRule,
+    get_settings,
+)
 
 app = typer.Typer(
     help="Cost-aware credit-risk scoring (Statlog German Credit).",
@@ -135,8 +142,12 @@ def predict(
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (memory grows with it).")
     ] = 50_000,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    lang: Annotated[
+        Language | None, typer.Option("--lang", help="Reason texts (default: setting).")
+    ] = None,
 ) -> None:
-    """Score a file of applicants, streaming, into a CSV (probability, class, decision)."""
+    """Score a file of applicants, streaming, into a CSV (probability, class, decision and a
+    rejection's reason codes and texts)."""
     from tqdm import tqdm
 
     from credit_risk.data import DataValidationError
@@ -147,7 +158,14 @@ def predict(
     scorer = Scorer.from_folder(folder, batch=True)
     with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
         try:
-            rows = predict_file(scorer, input, output, chunk_rows, progress=bar.update)
+            rows = predict_file(
+                scorer,
+                input,
+                output,
+                chunk_rows,
+                progress=bar.update,
+                language=(lang or get_settings().reason_language).value,
+            )
         except DataValidationError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from error
@@ -406,3 +424,31 @@ def card(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     typer.echo(f"wrote {output}")
+
+
+# --- reason codes (adverse-action reasons; see credit_risk.reasons) ---
+
+
+@app.command()
+def reasons(
+    model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
+    lang: Annotated[Language, typer.Option("--lang", help="Language of the texts.")] = Language.EN,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole table as JSON.")] = False,
+) -> None:
+    """Print the reason codes an exported model's rejections can cite (as GET /reasons)."""
+    import json
+
+    from credit_risk.model_folder import ModelFolderError, load_reason_codes, read_metadata
+
+    folder = model or get_settings().model_dir
+    try:
+        codes = load_reason_codes(folder, read_metadata(folder))
+    except ModelFolderError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    if as_json:
+        typer.echo(json.dumps(codes.to_json(), indent=1, ensure_ascii=False))
+        return
+    typer.echo(f"reason codes version {codes.version} ({folder}); protected attributes: never")
+    for code in codes.codes:
+        typer.echo(f"{code.code:<9} {code.condition_text:<42} {code.text[lang.value]}")

@@ -39,7 +39,15 @@ from credit_risk.evaluate import (
     threshold_basis,
 )
 from credit_risk.model import SKOPS_TRUSTED_TYPES, build_pipeline, classifier_importances
+from credit_risk.reasons import (
+    ReasonReference,
+    build_reference,
+    builtin_bytes,
+    reason_codes_record,
+)
 from credit_risk.registry import (
+    REASON_CODES_ARTIFACT,
+    REASON_REFERENCE_ARTIFACT,
     THRESHOLD_TAG,
     GateDecision,
     champion_version,
@@ -113,6 +121,8 @@ class Evaluation:
     matrix: dict[str, Any]
     # Fairness audit, calibration and explanations (credit_risk.card.assess_run).
     responsible: Assessment
+    # The approved training rows the adverse-action reasons are measured from.
+    reason_reference: ReasonReference
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,7 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     pipeline.fit(split.x_train, split.y_train.to_numpy())
     probability = pipeline.predict_proba(split.x_test)[:, 1]
     y_test = split.y_test.to_numpy()
+    reference = build_reference(pipeline, split.x_train, cv.threshold)
     return Evaluation(
         pipeline=pipeline,
         params=params,
@@ -200,6 +211,7 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
             probability,
             cv.threshold,
         ),
+        reason_reference=reference,
     )
 
 
@@ -243,6 +255,9 @@ def log_run(
             }
         )
         mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
+        # What a registered version needs to give reasons (credit_risk.registry.load_registered).
+        mlflow.log_dict(evaluation.reason_reference.to_json(), REASON_REFERENCE_ARTIFACT)
+        mlflow.log_text(builtin_bytes().decode(), REASON_CODES_ARTIFACT)
         if search is not None:
             mlflow.log_metric("study_best_value", search.best_value)
             mlflow.set_tag("study_name", search.study_name)
@@ -325,6 +340,8 @@ def model_metadata(
         "cv_metrics": evaluation.cv_metrics,
         "confusion_matrix": evaluation.matrix,
         "responsible": evaluation.responsible.to_json(),
+        "reason_codes": reason_codes_record(),
+        "reason_reference": evaluation.reason_reference.to_json(),
         "data_sha256": file_sha256(Path(settings.data_path)),
         "package_version": __version__,
     }
