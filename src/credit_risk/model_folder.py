@@ -115,7 +115,8 @@ class ModelMetadata(BaseModel):
     source: str | None = None
     # Adverse-action reasons: the code table saved with the model and the approved reference.
     reason_codes: ReasonCodesRecord
-    reason_reference: ReasonReferenceRecord
+    # Null for a model that cannot give reasons (never promoted; refused by the scorer).
+    reason_reference: ReasonReferenceRecord | None
 
     @field_validator("trained_at")
     @classmethod
@@ -157,7 +158,9 @@ def validate_metadata(metadata: Any, source: Path | str) -> ModelMetadata:
             problem += f" (and {len(problems) - _MAX_LISTED} more)"
         raise ModelFolderError(source, problem, field) from error
     # The reasons' guarantee needs the reference on the approved side of the threshold.
-    reference = validated.reason_reference.probability_bad
+    reference = (
+        validated.reason_reference.probability_bad if validated.reason_reference else 0.0
+    )
     if not reference < validated.threshold:
         raise ModelFolderError(
             source,

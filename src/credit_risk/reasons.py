@@ -278,6 +278,11 @@ def reason_codes_record() -> dict[str, str]:
     }
 
 
+class ReasonsUnavailable(ValueError):
+    """A fitted model whose rejections cannot be given reasons by this method (see
+    :func:`build_reference`): it must not be promoted or served."""
+
+
 class ReasonCodesError(ValueError):
     """A reason-code table that cannot be used, with the field at fault."""
 
@@ -549,31 +554,34 @@ def build_reference(pipeline: Any, applicants: Any, threshold: float) -> ReasonR
         threshold: the decision threshold (reject when the probability is at least this).
 
     Raises:
-        ValueError: the calibrator is not non-decreasing, or there are several (the argument
-            of the module docstring needs one monotone map), or no training row is approved.
+        ReasonsUnavailable: the calibrator is not non-decreasing, or there are several (the
+            argument of the module docstring needs one monotone map), or the model approves
+            none of its training rows (no approved reference exists).
     """
     from credit_risk.fastpath import calibrate, components, reference_contributions
 
     found = components(pipeline)
     if len(found) != 1:
-        raise ValueError(
+        raise ReasonsUnavailable(
             f"reasons need one forest and at most one calibrator, not {len(found)} "
             "(CalibratedClassifierCV(ensemble=False))"
         )
     forest, calibrator = found[0]
     if calibrator is not None and not _non_decreasing(calibrator):
-        raise ValueError("the calibrator is not non-decreasing in the forest's score")
+        raise ReasonsUnavailable("the calibrator is not non-decreasing in the forest's score")
     probability = pipeline.predict_proba(applicants)[:, 1]
     approved = probability < threshold
     if not approved.any():
-        raise ValueError(f"no training row is approved at threshold {threshold}")
+        raise ReasonsUnavailable(
+            f"the model approves none of its training applicants at threshold {threshold:.4g}"
+        )
     contributions = reference_contributions(pipeline, applicants[approved])
     mean = contributions.mean(axis=0)
     encoded = pipeline[:-1].transform(applicants[approved])
     raw = float(forest.predict_proba(encoded)[:, 1].mean())
     reference_probability = float(calibrate(np.array([raw]), calibrator)[0])
     if not reference_probability < threshold:  # cannot happen for a monotone calibrator
-        raise ValueError(
+        raise ReasonsUnavailable(
             f"the approved reference scores {reference_probability} >= threshold {threshold}"
         )
     return ReasonReference(

@@ -141,6 +141,14 @@ class Scorer:
         self.fast = fast
         # A model loaded without its folder must have been saved with this package's table.
         self.codes = codes if codes is not None else builtin_reason_codes(metadata, source)
+        if metadata["reason_reference"] is None:
+            raise ModelFolderError(
+                source,
+                "null: the model has no approved reference (it approves none of its training "
+                "applicants, or its calibrator is not monotone), so it cannot give reasons for "
+                "its rejections and is not served",
+                "reason_reference",
+            )
         self.explainer = Explainer(
             ReasonReference.from_json(metadata["reason_reference"]), self.codes, self.threshold
         )
