@@ -9,7 +9,7 @@ MODEL_DIR ?= models/champion
 
 .PHONY: run test install install-dev train serve mlflow-ui prefect-ui flow lint lock \
         bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
-        monitor bench-calibration bench-protected bench-batch screenshot
+        monitor bench-calibration bench-protected bench-batch bench-reasons screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -102,6 +102,9 @@ bench-calibration: install
 
 bench-protected: install
 	$(BIN)/python benchmarks/protected_policy.py $(ARGS)
+
+bench-reasons: install
+	$(BIN)/python benchmarks/reasons.py $(ARGS)
 
 bench-flow: install
 	$(BIN)/python benchmarks/flow_overhead.py $(ARGS)

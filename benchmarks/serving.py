@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,6 +202,13 @@ def main() -> None:
     )
     parser.add_argument("--no-mlflow", action="store_true", help="leave mlflow models serve out")
     parser.add_argument("--applicant", choices=("rejected", "approved"), default="rejected")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every cell this many times, alternating the servers' order; report "
+        "the median of each figure (steadier on a shared machine)",
+    )
     args = parser.parse_args()
     applicant = APPLICANT if args.applicant == "rejected" else APPROVED
 
@@ -312,15 +320,34 @@ def main() -> None:
             f"benchmark applicant: {first['decision']}, {len(first['reasons'])} reasons",
             flush=True,
         )
+        measured: list[Result] = []
+        for round_number in range(args.rounds):
+            order = list(targets.items())
+            if round_number % 2:
+                order.reverse()
+            for connections in [int(c) for c in args.connections.split(",")]:
+                for name, (url, body, _, _) in order:
+                    load(url, body, connections, 2)  # warm-up
+                    requests, errors, rps, p50, p99 = load(url, body, connections, args.seconds)
+                    measured.append(Result(name, connections, requests, errors, rps, p50, p99))
+                    print(
+                        f"  {name:<45} c={connections:<3} {rps:9.1f} req/s  p50 {p50:8.2f} ms  "
+                        f"p99 {p99:8.2f} ms  errors {errors}",
+                        flush=True,
+                    )
         for connections in [int(c) for c in args.connections.split(",")]:
-            for name, (url, body, _, _) in targets.items():
-                load(url, body, connections, 2)  # warm-up
-                requests, errors, rps, p50, p99 = load(url, body, connections, args.seconds)
-                results.append(Result(name, connections, requests, errors, rps, p50, p99))
-                print(
-                    f"  {name:<45} c={connections:<3} {rps:9.1f} req/s  p50 {p50:8.2f} ms  "
-                    f"p99 {p99:8.2f} ms  errors {errors}",
-                    flush=True,
+            for name in targets:
+                cell = [r for r in measured if r.server == name and r.connections == connections]
+                results.append(
+                    Result(
+                        name,
+                        connections,
+                        sum(r.requests for r in cell),
+                        sum(r.errors for r in cell),
+                        float(statistics.median(r.rps for r in cell)),
+                        float(statistics.median(r.p50_ms for r in cell)),
+                        float(statistics.median(r.p99_ms for r in cell)),
+                    )
                 )
     finally:
         for process in processes:
@@ -337,7 +364,8 @@ def main() -> None:
     print(
         f"\nModel {uri} ({meta.get('params', {}).get('n_estimators', '?')} trees), "
         f"{args.workers} workers each, {os.cpu_count()} cores, "
-        f"{'wrk' if shutil.which('wrk') else 'httpx'} load, {args.seconds} s per cell; "
+        f"{'wrk' if shutil.which('wrk') else 'httpx'} load, {args.seconds} s per cell, "
+        f"median of {args.rounds} round(s); "
         f"decision log rows written by this API: {logged}"
     )
     print("\n| connections | server | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|")

@@ -317,6 +317,28 @@ def test_slow_path_gives_the_fast_paths_reasons(
     assert np.mean((fast_top == slow_top).all(axis=1)) >= 0.99
 
 
+@pytest.mark.parametrize("policy", ["exclude", "include"])
+def test_requests_and_batches_rank_alike(
+    policy: str, scorer: Scorer, include_scorer: Scorer, applicants: pd.DataFrame
+) -> None:
+    chosen = scorer if policy == "exclude" else include_scorer
+    explainer = chosen.explainer
+    probability, contributions = chosen.explain_frame(applicants)
+    assert contributions is not None
+    top, served = explainer.rank(probability, contributions)
+    in_numpy = explainer.rank_records(probability.tolist(), contributions)
+    row_by_row = [
+        explainer.rank_records(probability[i : i + 1].tolist(), contributions[i : i + 1])[0]
+        for i in range(len(applicants))
+    ]
+    assert len(applicants) > explainer.PYTHON_ROWS
+    for i, (batch, single) in enumerate(zip(in_numpy, row_by_row, strict=True)):
+        assert [k for k, _ in single] == [k for k, _ in batch], i
+        assert [a for _, a in single] == pytest.approx([a for _, a in batch], rel=1e-9)
+        assert [k for k, _ in batch] == [k for k in top[i].tolist() if k != NO_REASON]
+        assert len(batch) == 0 or served[i, 0] == batch[0][1]
+
+
 # --- the ranking itself -------------------------------------------------------------------
 
 
@@ -347,7 +369,14 @@ def test_protected_attributes_are_skipped_and_the_fallback_is_explicit() -> None
     assert top[2].tolist() == [NO_REASON] * MAX_REASONS
     distance = logit(np.array([0.3]))[0] - logit(np.array([0.1]))[0]
     assert served[1, 0] == pytest.approx(distance)
-    assert explainer.code_rows(top[1].tolist(), {}) == [explainer.codes.fallback]
+    assert explainer.code_row(FALLBACK, {}) == explainer.codes.fallback
+    # Row by row in Python (a request) gives the same as in numpy (a batch).
+    by_row = explainer.rank_records(probability.tolist(), contributions)
+    assert by_row == [
+        [(k_status, pytest.approx(served[0, 0]))],
+        [(FALLBACK, pytest.approx(distance))],
+        [],
+    ]
     assert explainer.codes.codes[explainer.codes.fallback].code == FALLBACK_CODE
 
 

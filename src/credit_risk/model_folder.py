@@ -158,9 +158,7 @@ def validate_metadata(metadata: Any, source: Path | str) -> ModelMetadata:
             problem += f" (and {len(problems) - _MAX_LISTED} more)"
         raise ModelFolderError(source, problem, field) from error
     # The reasons' guarantee needs the reference on the approved side of the threshold.
-    reference = (
-        validated.reason_reference.probability_bad if validated.reason_reference else 0.0
-    )
+    reference = validated.reason_reference.probability_bad if validated.reason_reference else 0.0
     if not reference < validated.threshold:
         raise ModelFolderError(
             source,

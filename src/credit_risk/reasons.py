@@ -43,7 +43,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 
@@ -665,23 +665,55 @@ class Explainer:
         served[rows[unexplained], 0] = distance[unexplained]
         return top, served
 
-    def code_rows(self, top: Sequence[int], record: Mapping[str, Any]) -> list[int]:
-        """The table rows of one applicant's ranked reasons (stops at the first empty slot)."""
-        found = []
-        for k in top:
-            if k == NO_REASON:
-                break
-            if k == FALLBACK:
-                found.append(self.codes.fallback)
-            else:
-                found.append(self.codes.code_index(k, record[ATTRIBUTES[k].name]))
-        return found
+    # Rejections up to which rank_records ranks row by row in plain Python: for a request's
+    # few rows, some 30 numpy calls cost more than the arithmetic on 20 numbers.
+    PYTHON_ROWS: ClassVar[int] = 16
 
+    @functools.cached_property
+    def _scalars(self) -> tuple[list[float], list[int], float]:
+        citable = [k for k, a in enumerate(ATTRIBUTES) if not a.protected]
+        return list(self.reference.contributions), citable, self._reference_logit
 
-def served_distance(probability: float, reference_probability: float) -> float:
-    """``logit(p) - logit(p_ref)``, the served distance from the reference (for checks)."""
-    return float(logit(np.array([probability]))[0] - logit(np.array([reference_probability]))[0])
+    def rank_records(
+        self, probability: Sequence[float], contributions: np.ndarray
+    ) -> list[list[tuple[int, float]]]:
+        """:meth:`rank` as lists: per row, ``(attribute index or FALLBACK, served
+        contribution)`` of each reason, largest first; empty for an approval.
 
+        A few rejections (a request) are ranked row by row in Python, more in numpy; both
+        give the same reasons (``tests/test_reasons.py`` compares them on every row).
+        """
+        threshold = self.threshold
+        rejected = [i for i, p in enumerate(probability) if p >= threshold]
+        ranked: list[list[tuple[int, float]]] = [[] for _ in probability]
+        if len(rejected) > self.PYTHON_ROWS:
+            top, served = self.rank(np.asarray(probability), contributions)
+            for i in rejected:
+                ranked[i] = [
+                    (k, amount)
+                    for k, amount in zip(top[i].tolist(), served[i].tolist(), strict=True)
+                    if k != NO_REASON
+                ]
+            return ranked
+        reference, citable, reference_logit = self._scalars
+        for i in rejected:
+            row = contributions[i].tolist()
+            shifted = [value - base for value, base in zip(row, reference, strict=True)]
+            gap = math.fsum(shifted)
+            p = min(max(probability[i], _LOGIT_EPS), 1 - _LOGIT_EPS)
+            distance = math.log(p) - math.log1p(-p) - reference_logit
+            scale = distance / gap if gap > 0 else 0.0
+            raised = sorted(
+                ((shifted[k], k) for k in citable if shifted[k] > 0),
+                key=lambda pair: (-pair[0], pair[1]),
+            )[: self.limit]
+            ranked[i] = (
+                [(k, amount * scale) for amount, k in raised] if raised else [(FALLBACK, distance)]
+            )
+        return ranked
 
-def is_finite(values: Sequence[float]) -> bool:
-    return all(math.isfinite(v) for v in values)
+    def code_row(self, k: int, record: Mapping[str, Any]) -> int:
+        """The table row of reason ``k`` (an attribute index or FALLBACK) for an applicant."""
+        if k == FALLBACK:
+            return self.codes.fallback
+        return self.codes.code_index(k, record[ATTRIBUTES[k].name])

@@ -6,7 +6,9 @@ uses the fast path; when a pipeline cannot be compiled, it falls back to scikit-
 same decisions and reasons, only slower. An exported folder whose verified fast-path cache is
 intact is loaded from the cache alone (no MLflow, no scikit-learn); the pipeline is then read
 only if something asks for it. Whatever the source, the metadata is validated first
-(:mod:`credit_risk.model_folder`): a model without a usable threshold is never loaded.
+(:mod:`credit_risk.model_folder`): a model without a usable threshold, or without the approved
+reference and reason-code table its rejections' reasons need, is never loaded. A rejection's
+reasons are ranked by :class:`credit_risk.reasons.Explainer`; approvals get none.
 """
 
 from __future__ import annotations
@@ -120,9 +122,13 @@ class Scorer:
         fast: the compiled fast path, or None to score with scikit-learn.
         load_pipeline: reads the fitted pipeline when it was not loaded up front.
         source: where the metadata comes from, named in a validation error.
+        codes: the model's reason-code table (None: this package's, which must then be the
+            one the metadata lists).
 
     Raises:
-        ModelFolderError: the metadata is not valid (e.g. a threshold outside (0, 1)).
+        ModelFolderError: the metadata is not valid (e.g. a threshold outside (0, 1)), it
+            lists another reason-code table, it has no approved reference, or the pipeline
+            cannot give the contributions reasons are ranked by.
     """
 
     def __init__(
@@ -327,33 +333,22 @@ class Scorer:
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> list[Decision]:
         """Decisions, with a rejection's principal reasons, for validated applicants."""
         probability, contributions = self.explain_records(records)
-        top, served = self.explainer.rank(probability, self._explained(contributions))
         # Python lists, not numpy scalars: indexing arrays element by element in the loop
         # below cost more than the model call itself for a request's handful of rows.
         probabilities = probability.tolist()
+        ranked = self.explainer.rank_records(probabilities, self._explained(contributions))
         threshold = self.threshold
         codes = self.codes.codes
+        code_row = self.explainer.code_row
         decisions = []
         for row, record in enumerate(records):
             p = probabilities[row]
             rejected = p >= threshold
             reasons = []
-            if rejected:
-                ranked = top[row].tolist()
-                rows = self.explainer.code_rows(ranked, record)
-                amounts = served[row].tolist()
-                for slot, index in enumerate(rows):
-                    k = ranked[slot]
-                    code = codes[index]
-                    reasons.append(
-                        Reason(
-                            code.code,
-                            code.attribute,
-                            None if k == FALLBACK else record[ATTRIBUTES[k].name],
-                            amounts[slot],
-                            code.text,
-                        )
-                    )
+            for k, amount in ranked[row]:
+                code = codes[code_row(k, record)]
+                value = None if k == FALLBACK else record[ATTRIBUTES[k].name]
+                reasons.append(Reason(code.code, code.attribute, value, amount, code.text))
             decisions.append(
                 Decision(
                     probability_bad=p,

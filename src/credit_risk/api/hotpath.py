@@ -7,9 +7,10 @@ exactly that case: the request guard in front of it (:mod:`credit_risk.api.guard
 authenticated it and validated its body with the generated models (one pass over the JSON
 bytes) and left the applicants in the scope; it scores and logs them through the same
 coalescer as the routes, and answers, with the reason texts in the language asked for
-(``?lang=en`` or ``?lang=es`` exactly, else the ``reason_language`` setting). Everything else goes on, unchanged, to the FastAPI
-routes, which stay the source of the API's contract (OpenAPI, 503 while loading, and the
-answer to a body that is not JSON).
+(``?lang=en`` or ``?lang=es`` exactly, else the ``reason_language`` setting). Everything else
+goes on, unchanged, to the FastAPI routes, which stay the source of the API's contract
+(OpenAPI, 503 while loading, a query they must parse, and the answer to a body that is not
+JSON).
 """
 
 from __future__ import annotations
