@@ -20,7 +20,14 @@ from typing import Annotated, Any, get_type_hints
 import typer
 from typer.core import TyperGroup
 
-from credit_risk.config import Objective, ProtectedPolicy, Settings, ThresholdRule, get_settings
+from credit_risk.config import (
+    Language,
+    Objective,
+    ProtectedPolicy,
+    Settings,
+    ThresholdRule,
+    get_settings,
+)
 from credit_risk.errors import UserError
 
 USER_ERROR_EXIT = 2
@@ -234,8 +241,12 @@ def predict(
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (memory grows with it).")
     ] = 50_000,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    lang: Annotated[
+        Language | None, typer.Option("--lang", help="Reason texts (default: setting).")
+    ] = None,
 ) -> None:
-    """Score a file of applicants, streaming, into a CSV (probability, class, decision).
+    """Score a file of applicants, streaming, into a CSV (probability, class, decision and a
+    rejection's reason codes and texts).
 
     The output is written beside its final name and renamed into place once complete; an
     output that is the input (also through a link) is refused before anything is written.
@@ -253,7 +264,14 @@ def predict(
     # Light load from the verified fast-path cache when intact (no MLflow, no scikit-learn).
     scorer = Scorer.from_folder(folder, batch=True)
     with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
-        rows = predict_file(scorer, input, output, chunk_rows, progress=bar.update)
+        rows = predict_file(
+            scorer,
+            input,
+            output,
+            chunk_rows,
+            progress=bar.update,
+            language=(lang or get_settings().reason_language).value,
+        )
     typer.echo(f"wrote {rows} rows to {output}")
 
 
@@ -533,6 +551,34 @@ def card(
     )
     write_text_atomic(output, text)
     typer.echo(f"wrote {output}")
+
+
+# --- reason codes (adverse-action reasons; see credit_risk.reasons) ---
+
+
+@app.command()
+def reasons(
+    model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
+    lang: Annotated[Language, typer.Option("--lang", help="Language of the texts.")] = Language.EN,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole table as JSON.")] = False,
+) -> None:
+    """Print the reason codes an exported model's rejections can cite (as GET /reasons)."""
+    import json
+
+    from credit_risk.model_folder import ModelFolderError, load_reason_codes, read_metadata
+
+    folder = model or get_settings().model_dir
+    try:
+        codes = load_reason_codes(folder, read_metadata(folder))
+    except ModelFolderError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    if as_json:
+        typer.echo(json.dumps(codes.to_json(), indent=1, ensure_ascii=False))
+        return
+    typer.echo(f"reason codes version {codes.version} ({folder}); protected attributes: never")
+    for code in codes.codes:
+        typer.echo(f"{code.code:<9} {code.condition_text:<42} {code.text[lang.value]}")
 
 
 # --- realised outcomes and performance (issue 13) ---

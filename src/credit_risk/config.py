@@ -50,6 +50,13 @@ class ProtectedPolicy(StrEnum):
     EXCLUDE = "exclude"
 
 
+class Language(StrEnum):
+    """Languages of the reason texts (the reason-code table has each)."""
+
+    EN = "en"
+    ES = "es"
+
+
 class Names(StrEnum):
     """Names of MLflow objects, defined once."""
 
@@ -173,6 +180,8 @@ class Settings(BaseSettings):
     # Problems listed in a 422; further ones are only counted (omitted_errors).
     max_reported_errors: int = Field(50, ge=1, le=10_000)
     decision_log_url: str = "sqlite:///decisions.db"
+    # Language of the reason texts when a request does not ask (``?lang=en|es``).
+    reason_language: Language = Language.EN
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)

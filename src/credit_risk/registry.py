@@ -2,11 +2,12 @@
 
 The exported folder is self-contained: ``model/`` (an MLflow model in the sklearn flavour,
 serialised with skops, with the package's code bundled), ``metadata.json`` (threshold,
-version, metrics...), ``drift_reference.json`` (what the drift monitor compares this model's
-decisions with, see :mod:`credit_risk.monitor`) and, once verified, ``fastpath/`` (the
-compiled fast path, see :mod:`credit_risk.fastpath`). Serving loads it without any MLflow
-server, and without MLflow at all when the fast-path cache is intact; MLflow is imported only
-by the functions that use it.
+version, metrics, the reasons' approved reference...), ``reason_codes.json`` (the reason-code
+table the model's decisions cite, see :mod:`credit_risk.reasons`), ``drift_reference.json``
+(what the drift monitor compares this model's decisions with, see :mod:`credit_risk.monitor`)
+and, once verified, ``fastpath/`` (the compiled fast path, see :mod:`credit_risk.fastpath`).
+Serving loads it without any MLflow server, and without MLflow at all when the fast-path cache
+is intact; MLflow is imported only by the functions that use it.
 
 Training runs sharing one SQLite store take turns (:func:`store_lock`) where they would
 otherwise collide: MLflow creating and migrating a fresh store (two runs at once fail inside
@@ -33,6 +34,9 @@ from credit_risk.files import sqlite_file
 from credit_risk.model_folder import DRIFT_REFERENCE_FILE, METADATA_FILE, MODEL_SUBDIR
 
 if TYPE_CHECKING:
+    from credit_risk.reasons import ReasonCodes
+
+if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
@@ -41,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THRESHOLD_TAG = "threshold"
+# Run artifacts that let a registered version give reasons without its exported folder.
+REASON_REFERENCE_ARTIFACT = "reasons/reference.json"
+REASON_CODES_ARTIFACT = "reasons/reason_codes.json"
 
 
 def _is_local_store(tracking_uri: str) -> bool:
@@ -183,6 +190,7 @@ def export_model(
         Path(downloaded).rename(staging / DRIFT_REFERENCE_FILE)
         shutil.rmtree(staging / "reference")
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    write_reason_codes(staging, metadata)
     compile_fast_path(staging)
     old = folder.with_name(f".{folder.name}-old")
     if old.exists():
@@ -193,6 +201,23 @@ def export_model(
     shutil.rmtree(old, ignore_errors=True)
     log.info("exported %s to %s", model_uri, folder)
     return folder
+
+
+def write_reason_codes(folder: Path, metadata: dict[str, Any]) -> None:
+    """Save this package's reason-code table beside ``metadata.json``, which lists it.
+
+    Raises:
+        ValueError: the metadata lists another table (a run logged by another version of the
+            package: export it with that version).
+    """
+    from credit_risk.reasons import REASON_CODES_FILE, builtin_bytes, reason_codes_record
+
+    listed = metadata.get("reason_codes")
+    if listed != reason_codes_record():
+        raise ValueError(
+            f"metadata lists reason codes {listed!r}, this package has {reason_codes_record()!r}"
+        )
+    (Path(folder) / REASON_CODES_FILE).write_bytes(builtin_bytes())
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
@@ -231,14 +256,16 @@ def load_exported(folder: Path) -> tuple[Any, dict[str, Any]]:
     return load_pipeline(folder), metadata
 
 
-def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, Any]]:
+def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, Any], ReasonCodes]:
     """Load a registered model (``models:/<name>@<alias>`` or ``models:/<name>/<version>``).
 
-    The metadata is rebuilt from the registry: the version's threshold and objective tags and
-    its run's ``test_*`` and ``cv_*`` metrics.
+    The metadata is rebuilt from the registry: the version's threshold and objective tags, its
+    run's ``test_*`` and ``cv_*`` metrics, and the run's reason artifacts (approved reference
+    and reason-code table).
 
     Returns:
-        The fitted pipeline and metadata shaped like an exported folder's ``metadata.json``.
+        The fitted pipeline, metadata shaped like an exported folder's ``metadata.json``, and
+        the reason-code table the run was logged with.
     """
     from datetime import UTC, datetime
 
@@ -261,6 +288,24 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
             "by `credit-risk train`"
         )
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    from credit_risk.model_folder import ReasonCodesRecord, parse_reason_codes
+    from credit_risk.reasons import table_sha256
+
+    run = f"runs:/{version.run_id}"
+    try:
+        reason_reference = mlflow.artifacts.load_dict(f"{run}/{REASON_REFERENCE_ARTIFACT}")
+        table = mlflow.artifacts.load_text(f"{run}/{REASON_CODES_ARTIFACT}").encode()
+    except (MlflowException, OSError) as error:
+        raise MlflowException(
+            f"{model_uri} has no reason artifacts ({REASON_REFERENCE_ARTIFACT}); it was logged "
+            "before adverse-action reasons: train it again"
+        ) from error
+    try:  # the table's own version: parse_reason_codes then checks the rest
+        listed = str(json.loads(table)["reason_codes_version"])
+    except (ValueError, KeyError, TypeError):
+        listed = "unknown"
+    record = ReasonCodesRecord(version=listed, sha256=table_sha256(table))
+    codes = parse_reason_codes(table, record, f"{model_uri} {REASON_CODES_ARTIFACT}")
     metadata: dict[str, Any] = {
         "model_name": name,
         "model_version": str(version.version),
@@ -273,6 +318,8 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
         "test_metrics": {k[5:]: v for k, v in metrics.items() if k.startswith("test_")},
         "cv_metrics": {k[3:]: v for k, v in metrics.items() if k.startswith("cv_")},
         "source": model_uri,
+        "reason_codes": record.model_dump(),
+        "reason_reference": reason_reference,
     }
     pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
-    return pipeline, metadata
+    return pipeline, metadata, codes

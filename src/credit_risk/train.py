@@ -41,7 +41,16 @@ from credit_risk.evaluate import (
 from credit_risk.model import SKOPS_TRUSTED_TYPES, build_pipeline, classifier_importances
 from credit_risk.model_folder import DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_FILE
 from credit_risk.monitor import Reference, reference_provenance
+from credit_risk.reasons import (
+    ReasonReference,
+    ReasonsUnavailable,
+    build_reference,
+    builtin_bytes,
+    reason_codes_record,
+)
 from credit_risk.registry import (
+    REASON_CODES_ARTIFACT,
+    REASON_REFERENCE_ARTIFACT,
     THRESHOLD_TAG,
     GateDecision,
     champion_version,
@@ -116,6 +125,10 @@ class Evaluation:
     matrix: dict[str, Any]
     # Fairness audit, calibration and explanations (credit_risk.card.assess_run).
     responsible: Assessment
+    # The approved training rows the adverse-action reasons are measured from; None when the
+    # model cannot give reasons (then it fails the promotion gate and is never served).
+    reason_reference: ReasonReference | None
+    reasons_unavailable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +200,12 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     pipeline.fit(split.x_train, split.y_train.to_numpy())
     probability = pipeline.predict_proba(split.x_test)[:, 1]
     y_test = split.y_test.to_numpy()
+    reference, unavailable = None, None
+    try:
+        reference = build_reference(pipeline, split.x_train, cv.threshold)
+    except ReasonsUnavailable as error:
+        unavailable = f"no adverse-action reasons: {error}"
+        log.warning("%s", unavailable)
     return Evaluation(
         pipeline=pipeline,
         params=params,
@@ -207,6 +226,8 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
             probability,
             cv.threshold,
         ),
+        reason_reference=reference,
+        reasons_unavailable=unavailable,
     )
 
 
@@ -252,6 +273,10 @@ def log_run(
         mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
         reference = drift_reference(settings, evaluation, split)
         mlflow.log_dict(reference.to_json(), DRIFT_REFERENCE_ARTIFACT)
+        # What a registered version needs to give reasons (credit_risk.registry.load_registered).
+        if evaluation.reason_reference is not None:
+            mlflow.log_dict(evaluation.reason_reference.to_json(), REASON_REFERENCE_ARTIFACT)
+        mlflow.log_text(builtin_bytes().decode(), REASON_CODES_ARTIFACT)
         if search is not None:
             mlflow.log_metric("study_best_value", search.best_value)
             mlflow.set_tag("study_name", search.study_name)
@@ -357,6 +382,10 @@ def model_metadata(
         "cv_metrics": evaluation.cv_metrics,
         "confusion_matrix": evaluation.matrix,
         "responsible": evaluation.responsible.to_json(),
+        "reason_codes": reason_codes_record(),
+        "reason_reference": (
+            evaluation.reason_reference.to_json() if evaluation.reason_reference else None
+        ),
         "data_sha256": file_sha256(Path(settings.data_path)),
         "package_version": __version__,
     }
@@ -477,7 +506,11 @@ def fit_and_log(
         threshold=evaluation.threshold,
         test_metrics=evaluation.test_metrics,
         cv_metrics=evaluation.cv_metrics,
-        limits_failed=evaluation.responsible.limits_failed,
+        # A model that cannot give reasons for its rejections is never promoted.
+        limits_failed=[
+            *evaluation.responsible.limits_failed,
+            *([evaluation.reasons_unavailable] if evaluation.reasons_unavailable else []),
+        ],
         metadata=model_metadata(settings, logged.run_id, "", evaluation),
     )
 
