@@ -146,11 +146,14 @@ def compile_fast_path(folder: Path) -> bool:
     Returns:
         Whether it compiled and passed verification; if not, serving falls back to the pipeline.
     """
+    from credit_risk.config import Family
     from credit_risk.fastpath import FASTPATH_DIR, FastPathUnavailable, load_or_build
     from credit_risk.model_folder import model_file_digests
 
     try:
         pipeline, metadata = load_exported(folder)
+        if metadata.get("family") == Family.SCORECARD.value:
+            return True  # its fast path is the points table in its metadata: nothing to compile
         files = model_file_digests(folder)
         load_or_build(pipeline, metadata, Path(folder) / FASTPATH_DIR, files=files)
     # Not a compilable forest pipeline (e.g. no "encode" step), or a folder that serving will

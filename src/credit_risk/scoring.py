@@ -5,7 +5,9 @@ metrics) and the compiled fast path generated from it (:mod:`credit_risk.fastpat
 uses the fast path; when a pipeline cannot be compiled, it falls back to scikit-learn with the
 same decisions and reasons, only slower. An exported folder whose verified fast-path cache is
 intact is loaded from the cache alone (no MLflow, no scikit-learn); the pipeline is then read
-only if something asks for it. Whatever the source, the metadata is validated first
+only if something asks for it. A points scorecard's fast path is its points table, read from
+the metadata (:class:`credit_risk.scorecard.PointsLookup`): its reasons are the points lost
+against each attribute's best bin. Whatever the source, the metadata is validated first
 (:mod:`credit_risk.model_folder`): a model without a usable threshold is never loaded.
 """
 
@@ -36,6 +38,7 @@ from credit_risk.model_folder import (
     validate_metadata,
 )
 from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, GOOD
+from credit_risk.scorecard.lookup import PointsLookup, points_lookup
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ class Scorer:
         self,
         pipeline: Any,
         metadata: dict[str, Any],
-        fast: FastPath | None = None,
+        fast: FastPath | PointsLookup | None = None,
         load_pipeline: Callable[[], Any] | None = None,
         source: Path | str = "model metadata",
     ) -> None:
@@ -157,8 +160,9 @@ class Scorer:
             source: where the metadata comes from, named in a validation error.
         """
         validate_metadata(metadata, source)
-        fast = None
-        if compile_fast:
+        # A points scorecard's fast path is its table: a lookup, nothing to compile.
+        fast: FastPath | PointsLookup | None = points_lookup(metadata, pipeline, source)
+        if fast is None and compile_fast:
             try:
                 fast = load_or_build(pipeline, metadata, cache_dir, files=files)
             except FastPathUnavailable as error:
@@ -190,6 +194,9 @@ class Scorer:
         metadata = read_metadata(folder)
         source = folder / METADATA_FILE
         files = model_file_digests(folder) if compile_fast else None
+        points = points_lookup(metadata, None, source)
+        if points is not None:  # a points scorecard: served from the table in its metadata
+            return cls(None, metadata, points, lambda: load_pipeline(folder), source)
         if compile_fast:
             fast = load_cached(folder / FASTPATH_DIR, metadata, files)
             if fast is not None:

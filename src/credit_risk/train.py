@@ -1,5 +1,8 @@
 """The training run, defined once: validate -> tune -> fit -> register -> gate -> export.
 
+The model family (``Settings.family``) is the forest, tuned, or a points scorecard
+(:mod:`credit_risk.scorecard`), which has nothing to tune and skips the search.
+
 :func:`run_training` orders the steps; ``credit-risk train`` runs them in this process
 (:func:`train`) and the Prefect flow runs the same sequence with a step runner that makes each
 named step a task (:mod:`credit_risk.flows`). Steps hand each other small values (parameters,
@@ -28,7 +31,7 @@ from mlflow.models import infer_signature
 
 from credit_risk import __version__
 from credit_risk.card import Assessment, assess_run, log_assessment
-from credit_risk.config import Objective, ProtectedPolicy, Settings
+from credit_risk.config import Family, Objective, Settings
 from credit_risk.data import file_sha256, load_training_data, split_dataset
 from credit_risk.evaluate import (
     classification_metrics,
@@ -38,7 +41,7 @@ from credit_risk.evaluate import (
     summarise,
     threshold_basis,
 )
-from credit_risk.model import SKOPS_TRUSTED_TYPES, build_pipeline, classifier_importances
+from credit_risk.model import SKOPS_TRUSTED_TYPES, build_model, classifier_importances
 from credit_risk.registry import (
     THRESHOLD_TAG,
     GateDecision,
@@ -47,6 +50,9 @@ from credit_risk.registry import (
     export_model,
     promotion_gate,
 )
+from credit_risk.scorecard.family import TABLE_KEY, scorecard_params
+from credit_risk.scorecard.model import PointsScorecard
+from credit_risk.scorecard.publish import log_scorecard
 from credit_risk.tune import cross_validate, load_study, search_objective, tune
 
 log = logging.getLogger(__name__)
@@ -80,7 +86,12 @@ class TrainingResult:
 
 
 def feature_importances(pipeline: Any) -> dict[str, float]:
-    """Impurity importances of the encoded features, by encoded feature name."""
+    """Impurity importances of the encoded features, by encoded feature name.
+
+    A points scorecard's: the information value of each attribute it scores.
+    """
+    if isinstance(pipeline, PointsScorecard):
+        return {a.attribute: float(a.iv or 0.0) for a in pipeline.points_table.selected}
     names = pipeline.named_steps["encode"].get_feature_names_out()
     values = classifier_importances(pipeline.named_steps["classifier"])
     return {str(n): float(v) for n, v in zip(names, values, strict=True)}
@@ -157,7 +168,12 @@ def search_params(settings: Settings, split: Split) -> tuple[dict[str, Any], opt
 
 
 def final_params(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` completed with the settings' tree count and calibration (``params`` win)."""
+    """``params`` completed with the settings' tree count and calibration (``params`` win).
+
+    A scorecard's are completed with its settings (:func:`scorecard_params`).
+    """
+    if settings.family is Family.SCORECARD:
+        return {**scorecard_params(settings), **params}
     return {
         "n_estimators": settings.n_estimators,
         "calibration": settings.calibration,
@@ -173,10 +189,9 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     :func:`credit_risk.evaluate.threshold_rule`); either way the test split plays no part in it.
     """
     costs = costs_of(settings)
-    drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
     params = final_params(settings, params)
     cv = cross_validate(params, split.x_train, split.y_train, settings)
-    pipeline = build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
+    pipeline = build_model(settings, params)
     pipeline.fit(split.x_train, split.y_train.to_numpy())
     probability = pipeline.predict_proba(split.x_test)[:, 1]
     y_test = split.y_test.to_numpy()
@@ -224,6 +239,7 @@ def log_run(
                 "test_size": settings.test_size,
                 "trials": settings.trials if search else 0,
                 "protected_policy": settings.protected_policy.value,
+                "family": settings.family.value,
                 "cost_bad_accepted": costs.bad_accepted,
                 "cost_good_rejected": costs.good_rejected,
             }
@@ -240,9 +256,14 @@ def log_run(
                 "data_sha256": file_sha256(Path(settings.data_path)),
                 "data_path": str(settings.data_path),
                 "package_version": __version__,
+                "family": settings.family.value,
             }
         )
         mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
+        if isinstance(evaluation.pipeline, PointsScorecard):
+            log_scorecard(
+                evaluation.pipeline.points_table, evaluation.threshold, len(split.x_train)
+            )
         if search is not None:
             mlflow.log_metric("study_best_value", search.best_value)
             mlflow.set_tag("study_name", search.study_name)
@@ -277,6 +298,7 @@ def register_version(settings: Settings, logged: LoggedRun, threshold: float) ->
     version = str(mlflow.register_model(logged.model_uri, name).version)
     client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
     client.set_model_version_tag(name, version, "objective", settings.objective.value)
+    client.set_model_version_tag(name, version, "family", settings.family.value)
     return version
 
 
@@ -309,8 +331,14 @@ def model_metadata(
 ) -> dict[str, Any]:
     """What ``metadata.json`` of an exported model says about it."""
     costs = costs_of(settings)
+    scorecard = (
+        {TABLE_KEY: evaluation.pipeline.table_}
+        if isinstance(evaluation.pipeline, PointsScorecard)
+        else {}
+    )
     return {
         "model_name": settings.registered_model_name,
+        "family": settings.family.value,
         "model_version": version,
         "run_id": run_id,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -327,6 +355,7 @@ def model_metadata(
         "responsible": evaluation.responsible.to_json(),
         "data_sha256": file_sha256(Path(settings.data_path)),
         "package_version": __version__,
+        **scorecard,
     }
 
 
@@ -436,8 +465,9 @@ def run_training(
     """The training sequence, each step run through ``run_step`` under its name.
 
     Args:
-        settings: all configuration (data, seed, objective, trials, stores).
-        params: fixed classifier hyperparameters; None runs the Optuna search.
+        settings: all configuration (data, seed, objective, trials, stores, family).
+        params: fixed classifier hyperparameters; None runs the Optuna search (a scorecard
+            is not tuned: None takes its parameters from the settings).
         output: also export this run's model (champion or not) to this folder.
         run_step: how each step runs (default: directly; the flow: as a Prefect task).
 
@@ -447,6 +477,8 @@ def run_training(
     started = time.perf_counter()
     data = run_step("validate-data", validate_data)(settings)
     search = None
+    if params is None and settings.family is Family.SCORECARD:
+        params = scorecard_params(settings)  # nothing to tune: binning is fitted per attribute
     if params is None:
         search = run_step("tune", tune_params)(settings)
         params = search.params
