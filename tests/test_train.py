@@ -12,7 +12,7 @@ from credit_risk.registry import load_exported, promotion_gate
 from credit_risk.train import train
 from tests.conftest import DATA, FAST_PARAMS, make_settings
 
-WORSE_PARAMS = {"n_estimators": 5, "max_depth": 1, "max_features": 0.1}
+WORSE_PARAMS = {"n_estimators": 5, "max_depth": 2, "max_features": 0.1}
 
 
 @pytest.mark.slow
@@ -95,3 +95,25 @@ def test_gate_keeps_champion_on_a_tie() -> None:
     assert not decision.promote and "ties" in decision.reason
     assert promotion_gate("roc_auc", 0.81, 0.80, higher_is_better=True).promote
     assert not promotion_gate("cost", 0.4, 0.5, False, limits_failed=["di 0.7 < 0.8"]).promote
+
+
+def test_model_that_cannot_give_reasons_is_never_promoted_or_served(tmp_path: Path) -> None:
+    from credit_risk.model_folder import ModelFolderError
+    from credit_risk.scoring import Scorer
+
+    # Five stumps: every training applicant scores above the threshold, so no approved
+    # reference exists and no rejection could be explained against it.
+    settings = make_settings(tmp_path)
+    out = tmp_path / "degenerate"
+    result = train(
+        settings, params={"n_estimators": 5, "max_depth": 1, "max_features": 0.1}, output=out
+    )
+    assert not result.gate.promote
+    assert "no adverse-action reasons" in result.gate.reason
+    assert "approves none of its training applicants" in result.gate.reason
+    assert not (settings.model_dir / "metadata.json").exists()
+    _, metadata = load_exported(out)
+    assert metadata["reason_reference"] is None
+    with pytest.raises(ModelFolderError) as raised:
+        Scorer.from_folder(out)
+    assert raised.value.field == "reason_reference"

@@ -1,31 +1,131 @@
-"""The ``credit-risk`` command line. Thin: each command wires package functions together."""
+"""The ``credit-risk`` command line. Thin: each command wires package functions together.
+
+A user's mistake (a bad file, a missing model folder, an invalid setting) ends in one line,
+``error: <what is wrong, where, what is accepted>`` on stderr, and exit code 2; ``credit-risk
+--verbose <command>`` adds the traceback. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 import typer
+from typer.core import TyperGroup
 
 from credit_risk.config import (
     Family,
+    Language,
     Objective,
     ProtectedPolicy,
     Settings,
     ThresholdRule,
     get_settings,
 )
+from credit_risk.errors import UserError
+
+USER_ERROR_EXIT = 2
+_TRACEBACK = "credit_risk.traceback"
+# Errors listed from one invalid configuration; the first few say what to fix.
+_MAX_SETTING_ERRORS = 3
+# OS errors that are the user's environment, not a bug: a path that is not there, not allowed,
+# of the wrong kind, or a disk that cannot take the output.
+_USER_OS_ERRORS = frozenset(
+    {
+        errno.ENOENT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.EEXIST,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+    }
+)
+
+
+def _settings_message(error: Any) -> str:
+    """One line for an invalid Settings (a flag or a ``CREDIT_RISK_*`` variable)."""
+    problems = []
+    for item in error.errors(include_url=False)[:_MAX_SETTING_ERRORS]:
+        name = ".".join(str(part) for part in item["loc"]) or "(settings)"
+        found = repr(item.get("input"))
+        found = found if len(found) <= 60 else found[:60] + "..."
+        problems.append(
+            f"setting {name} (CREDIT_RISK_{name.upper()} or its flag): {item['msg']} "
+            f"(found {found})"
+        )
+    more = error.error_count() - _MAX_SETTING_ERRORS
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The one-line message of an error the user can fix, or None for anything else (a bug).
+
+    User errors: :class:`~credit_risk.errors.UserError` (bad files, same input and output,
+    decision-log and store locations), a model folder that cannot be trusted, an invalid
+    setting, and OS errors about a path the user gave (missing, not allowed, full disk).
+    """
+    from pydantic import ValidationError
+
+    from credit_risk.model_folder import ModelFolderError
+
+    if isinstance(error, UserError | ModelFolderError):
+        return str(error)
+    if isinstance(error, ValidationError) and error.title == "Settings":
+        return _settings_message(error)
+    if isinstance(error, OSError) and error.errno in _USER_OS_ERRORS:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"{where}{error.strerror}"
+    return None
+
+
+class UserErrorGroup(TyperGroup):
+    """The command group: user errors end in ``error: ...`` and exit code 2, no traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors its own click)
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            message = user_error_message(error)
+            if message is None:
+                raise
+            if ctx.meta.get(_TRACEBACK):
+                traceback.print_exc()
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(USER_ERROR_EXIT) from error
+
 
 app = typer.Typer(
+    cls=UserErrorGroup,
     help="Cost-aware credit-risk scoring (Statlog German Credit).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Also print the traceback of an error (credit-risk --verbose predict ...).",
+        ),
+    ] = False,
+) -> None:
+    """Cost-aware credit-risk scoring (Statlog German Credit)."""
+    ctx.meta[_TRACEBACK] = verbose
 
 
 def _logging(verbose: bool) -> None:
@@ -150,22 +250,37 @@ def predict(
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (memory grows with it).")
     ] = 50_000,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    lang: Annotated[
+        Language | None, typer.Option("--lang", help="Reason texts (default: setting).")
+    ] = None,
 ) -> None:
-    """Score a file of applicants, streaming, into a CSV (probability, class, decision)."""
+    """Score a file of applicants, streaming, into a CSV (probability, class, decision and a
+    rejection's reason codes and texts).
+
+    The output is written beside its final name and renamed into place once complete; an
+    output that is the input (also through a link) is refused before anything is written.
+    """
     from tqdm import tqdm
 
-    from credit_risk.data import DataValidationError
+    from credit_risk.data import check_readable
+    from credit_risk.files import refuse_same_file
     from credit_risk.scoring import Scorer, predict_file
 
+    # The cheap checks first: no model load for a file that cannot be scored.
+    refuse_same_file(input, output)
+    check_readable(input)
     folder = model or get_settings().model_dir
     # Light load from the verified fast-path cache when intact (no MLflow, no scikit-learn).
     scorer = Scorer.from_folder(folder, batch=True)
     with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
-        try:
-            rows = predict_file(scorer, input, output, chunk_rows, progress=bar.update)
-        except DataValidationError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from error
+        rows = predict_file(
+            scorer,
+            input,
+            output,
+            chunk_rows,
+            progress=bar.update,
+            language=(lang or get_settings().reason_language).value,
+        )
     typer.echo(f"wrote {rows} rows to {output}")
 
 
@@ -199,13 +314,15 @@ def info(model: Annotated[Path | None, typer.Option("--model")] = None) -> None:
 
     settings = get_settings()
     folder = model or settings.model_dir
-    metadata = read_metadata(folder)
+    # Folders exported before there were families hold a forest.
+    metadata = {"family": Family.FOREST.value, **read_metadata(folder)}
     typer.echo(
         json.dumps(
             {
                 k: metadata[k]
                 for k in (
                     "model_name",
+                    "family",
                     "model_version",
                     "run_id",
                     "trained_at",
@@ -337,10 +454,14 @@ def serve(
 
     import uvicorn
 
+    from credit_risk.decision_log import check_log_location
+
     _logging(False)
     settings = get_settings(
         host=host, port=port, workers=workers, model_dir=model, model_uri=model_uri
     )
+    # Refused here in one line; inside the workers it would be a startup traceback.
+    check_log_location(settings.decision_log_url)
     # Worker processes read their settings from the environment: pass the flags on.
     os.environ["CREDIT_RISK_MODEL_DIR"] = str(settings.model_dir)
     if settings.model_uri:
@@ -375,25 +496,45 @@ def monitor(
     ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="HTML report to write.")] = None,
-    psi_limit: Annotated[
+    alarm_rate: Annotated[
         float | None,
         typer.Option(
-            "--psi-limit", help="PSI at or above which an attribute or the score has drifted."
+            "--alarm-rate",
+            min=0.0,
+            max=1.0,
+            help="Chance that a window with no drift raises any alarm, in (0, 1) (default 0.05).",
         ),
     ] = None,
     data: DataOption = None,
 ) -> None:
-    """Compare recent decisions with the training data; exit 1 when drift passes the limits."""
+    """Test recent decisions against each model version's reference; exit 1 on an alarm."""
+    from datetime import datetime
+
+    from credit_risk.decision_log import check_log_exists
+    from credit_risk.monitor import ReferenceUnavailable, parse_since
     from credit_risk.monitor import monitor as run_monitor
-    from credit_risk.monitor import parse_since
 
     _logging(False)
-    settings = get_settings(decision_log_url=log_url, monitor_psi_limit=psi_limit, data_path=data)
-    result = run_monitor(
-        settings, since=parse_since(since), until=parse_since(until), model_dir=model, report=report
-    )
+    settings = get_settings(decision_log_url=log_url, monitor_alarm_rate=alarm_rate, data_path=data)
+
+    def moment(option: str, value: str | None) -> datetime | None:
+        try:
+            return parse_since(value)
+        except ValueError as error:
+            raise UserError(
+                f"--{option} {value!r}: expected 7d, 24h, 90m or an ISO date/time "
+                "(2025-01-31 or 2025-01-31T12:00)"
+            ) from error
+
+    start, end = moment("since", since), moment("until", until)
+    # Reading a SQLite log that is not there would create an empty one and report no drift.
+    check_log_exists(settings.decision_log_url)
+    try:
+        result = run_monitor(settings, since=start, until=end, model_dir=model, report=report)
+    except ReferenceUnavailable as error:
+        raise UserError(str(error)) from error
     typer.echo(result.summary())
-    typer.echo(f"report: {result.report_path}")
+    typer.echo(f"report: {result.report_path} (and {result.json_path})")
     if result.drift:
         raise typer.Exit(1)
 
@@ -408,6 +549,7 @@ def card(
 ) -> None:
     """The model card of an exported model (as served at GET /model/card)."""
     from credit_risk.card import render_card_html, render_card_markdown
+    from credit_risk.files import write_text_atomic
 
     folder = model or get_settings().model_dir
     if output is None:
@@ -418,8 +560,7 @@ def card(
         if output.suffix in (".html", ".htm")
         else render_card_markdown(folder)
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    write_text_atomic(output, text)
     typer.echo(f"wrote {output}")
 
 
@@ -440,14 +581,12 @@ def _points_table(model: Path | None) -> tuple[Any, float]:
 
     folder = model or get_settings().model_dir
     metadata = read_metadata(folder)
-    lookup = points_lookup(metadata, None, folder / METADATA_FILE)
+    lookup = points_lookup(metadata, folder / METADATA_FILE)
     if lookup is None:
-        typer.echo(
-            f"error: {folder} holds a {metadata.get('family', 'forest')} model, not a "
-            "scorecard; train one with `credit-risk train --family scorecard --output DIR`",
-            err=True,
+        raise UserError(
+            f"{folder} holds a {metadata.get('family', Family.FOREST.value)} model, not a "
+            "scorecard; train one with `credit-risk train --family scorecard --output DIR`"
         )
-        raise typer.Exit(2)
     return lookup.table, float(metadata["threshold"])
 
 
@@ -470,8 +609,7 @@ def scorecard_report(
     settings = get_settings(data_path=data, seed=seed)
     dataset = load_training_data(settings)
     if dataset.target is None:
-        typer.echo(f"error: {settings.data_path} has no class column", err=True)
-        raise typer.Exit(2)
+        raise UserError(f"{settings.data_path}: no class column; the report needs labelled rows")
     model = build_scorecard(settings).fit(dataset.features, dataset.target.to_numpy())
     typer.echo(format_iv_report(model.points_table, len(dataset.features)))
     typer.echo("")
@@ -486,6 +624,7 @@ def scorecard_table(
     ] = None,
 ) -> None:
     """The exported scorecard's points table as CSV (one row per bin)."""
+    from credit_risk.files import write_text_atomic
     from credit_risk.scorecard.report import points_csv
 
     table, _ = _points_table(model)
@@ -493,7 +632,7 @@ def scorecard_table(
         typer.echo(points_csv(table), nl=False)
         return
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(points_csv(table))
+    write_text_atomic(output, points_csv(table))
     typer.echo(f"wrote {output}")
 
 
@@ -512,3 +651,147 @@ def scorecard_sql(
 
     table, threshold = _points_table(model)
     typer.echo(points_sql(table) if expression else score_query(table, source, threshold) + ";")
+
+
+# --- reason codes (adverse-action reasons; see credit_risk.reasons) ---
+
+
+@app.command()
+def reasons(
+    model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
+    lang: Annotated[Language, typer.Option("--lang", help="Language of the texts.")] = Language.EN,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole table as JSON.")] = False,
+) -> None:
+    """Print the reason codes an exported model's rejections can cite (as GET /reasons)."""
+    import json
+
+    from credit_risk.model_folder import ModelFolderError, load_reason_codes, read_metadata
+    from credit_risk.reasons import UNIT_LOG_ODDS, UNIT_MEANING, UNIT_POINTS
+
+    folder = model or get_settings().model_dir
+    try:
+        metadata = read_metadata(folder)
+        codes = load_reason_codes(folder, metadata)
+    except ModelFolderError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    if as_json:
+        typer.echo(json.dumps(codes.to_json(), indent=1, ensure_ascii=False))
+        return
+    family = metadata.get("family", Family.FOREST.value)
+    unit = UNIT_POINTS if family == Family.SCORECARD else UNIT_LOG_ODDS
+    typer.echo(
+        f"reason codes version {codes.version} ({folder}, a {family} model: reasons ranked by "
+        f"{UNIT_MEANING[unit]}); protected attributes: never"
+    )
+    for code in codes.codes:
+        typer.echo(f"{code.code:<9} {code.condition_text:<42} {code.text[lang.value]}")
+
+
+# --- realised outcomes and performance (issue 13) ---
+
+LogUrlOption = Annotated[
+    str | None, typer.Option("--log-url", help="Decision-log database URL (default: settings).")
+]
+
+outcomes_app = typer.Typer(
+    help="Realised outcomes of logged decisions (good or bad, observed after the decision).",
+    no_args_is_help=True,
+)
+app.add_typer(outcomes_app, name="outcomes")
+
+
+@outcomes_app.command("import")
+def outcomes_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header: request_id, outcome (good/bad or 1/2), observed_at "
+            "(ISO date or date-time, UTC when no offset)."
+        ),
+    ],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Overwrite a different stored outcome instead of refusing the file."
+        ),
+    ] = False,
+    log_url: LogUrlOption = None,
+) -> None:
+    """Record the outcomes of a file: all of them or, on any problem, none (exit 2)."""
+    import sqlalchemy as sa
+
+    from credit_risk.decision_log import SchemaVersionError
+    from credit_risk.outcomes import OutcomeError, import_outcomes
+
+    _logging(False)
+    settings = get_settings(decision_log_url=log_url)
+    try:
+        result = import_outcomes(settings.decision_log_url, file, replace)
+    except (OutcomeError, SchemaVersionError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    except sa.exc.OperationalError as error:
+        typer.echo(f"error: cannot write the decision log: {error.orig}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"{file}: {len(result.statuses)} outcome(s): {result.summary()}")
+
+
+def _moment_option(value: str | None, option: str) -> Any:
+    """A ``--since``/``--until`` value: 30d, 24h, 90m or an ISO date/time (UTC when naive)."""
+    from credit_risk.monitor import parse_since
+
+    try:
+        return parse_since(value)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{value!r} is not a duration (30d, 24h, 90m) or an ISO date/time", param_hint=option
+        ) from error
+
+
+@app.command()
+def performance(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Decisions since: 30d, 24h, 90m or an ISO date/time."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Decisions before: an ISO date/time (or 7d).")
+    ] = None,
+    by: Annotated[
+        str, typer.Option("--by", help="One window per: month (UTC) or version (model).")
+    ] = "month",
+    log_url: LogUrlOption = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="HTML report to write (default: settings).")
+    ] = None,
+    resamples: Annotated[
+        int | None,
+        typer.Option("--resamples", min=0, help="Bootstrap resamples per window (0: none)."),
+    ] = None,
+    seed: SeedOption = None,
+) -> None:
+    """Realised performance of the logged decisions that have an outcome, by window."""
+    import sqlalchemy as sa
+
+    from credit_risk.performance import By
+    from credit_risk.performance import performance as run_performance
+
+    if by not in tuple(By):
+        raise typer.BadParameter(f"{by!r} is not month or version", param_hint="--by")
+    _logging(False)
+    settings = get_settings(
+        decision_log_url=log_url, performance_bootstrap_resamples=resamples, seed=seed
+    )
+    window = (_moment_option(since, "--since"), _moment_option(until, "--until"))
+    try:
+        result = run_performance(settings, *window, by=By(by), report=report)
+    except sa.exc.OperationalError as error:
+        typer.echo(f"error: cannot read the decision log: {error.orig}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(result.table())
+    typer.echo(f"report: {result.report_path}")
+
+
+if __name__ == "__main__":
+    app()

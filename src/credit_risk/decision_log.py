@@ -5,6 +5,11 @@ Writes are group-committed by one writer thread: a request hands its rows over a
 commit, so its response never leaves before its row is durable, while many concurrent requests
 share one transaction. On shutdown the queue is drained before the connection closes, so a
 graceful stop under load loses nothing that was answered.
+
+The same database holds the realised outcomes of the decisions (:data:`outcomes_table`, written
+by :mod:`credit_risk.outcomes`) and the log's schema version (:data:`schema_table`). Opening a
+log brings it to :data:`SCHEMA_VERSION` (:func:`upgrade_schema`): a log written before
+outcomes existed gets their table on its first open by this code.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from credit_risk.errors import UserError
+from credit_risk.files import sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,69 @@ decisions_table = sa.Table(
     sa.Column("threshold", sa.Float, nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
 )
+# The realised outcome of a logged decision, once known (credit_risk.outcomes). No foreign key:
+# the shared PostgreSQL log's decisions table must stay droppable and writable as before; the
+# request id is checked against the decisions in the transaction that records the outcome.
+outcomes_table = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    # The dataset's target coding: 1 good, 2 bad.
+    sa.Column("outcome", sa.SmallInteger, nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    # Where it came from: "api" or "file:<name>".
+    sa.Column("source", sa.String(255), nullable=False),
+    # 1 when first recorded; +1 for every explicit replacement.
+    sa.Column("revision", sa.Integer, nullable=False),
+)
+# One row per schema version applied to this log (its highest is the log's version).
+schema_table = sa.Table(
+    "decision_log_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String(255), nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class DecisionLogError(UserError):
+    """The decision log's location cannot be used (named in the message)."""
+
+
+def check_log_location(url: str) -> None:
+    """Refuse a SQLite decision log whose folder does not exist.
+
+    SQLite would say only "unable to open database file", naming no path. Other databases are
+    checked when they are connected to.
+
+    Raises:
+        DecisionLogError: names the folder and the setting.
+    """
+    database = sqlite_file(url)
+    if database is None:
+        return
+    folder = database.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DecisionLogError(
+            f"decision log {url}: the folder {folder} {what}; create it or set "
+            "CREDIT_RISK_DECISION_LOG_URL to a database in an existing folder"
+        )
+
+
+def check_log_exists(url: str) -> None:
+    """Refuse to read a SQLite decision log that is not there (opening it would create it).
+
+    Raises:
+        DecisionLogError: names the file and the setting.
+    """
+    database = sqlite_file(url)
+    if database is not None and not database.is_file():
+        raise DecisionLogError(
+            f"decision log {url}: no database at {database}; point --log-url "
+            "(CREDIT_RISK_DECISION_LOG_URL) at the log the service writes"
+        )
 
 
 def _dumps(value: Any) -> str:
@@ -87,13 +158,95 @@ def make_engine(url: str, autocheckpoint: bool = True) -> Engine:
     return sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True)
 
 
+class SchemaVersionError(RuntimeError):
+    """The log was written by a newer release than this code (its schema is unknown here)."""
+
+
+def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
+    def step(connection: sa.Connection) -> None:
+        metadata.create_all(connection, tables=list(tables), checkfirst=True)
+
+    return step
+
+
+# The log's schema, step by step; a step must be safe to run again (a crash between a step and
+# its record, or two workers upgrading at once, repeats it). Version 1 is the decisions table
+# alone: every log written before versions were recorded.
+MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
+    (1, "decisions", _create(decisions_table)),
+    (2, "outcomes: the realised outcome of a logged decision", _create(outcomes_table)),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_UPGRADE_ATTEMPTS = 5
+
+
+def schema_version(engine: Engine) -> int:
+    """The log's schema version: 0 for an empty database, 1 for a log from before versions."""
+    with engine.connect() as connection:
+        inspector = sa.inspect(connection)
+        if inspector.has_table(schema_table.name):
+            applied = connection.execute(sa.select(sa.func.max(schema_table.c.version))).scalar()
+            if applied is not None:
+                return int(applied)
+        return 1 if inspector.has_table(decisions_table.name) else 0
+
+
+def _upgrade_once(engine: Engine) -> list[int]:
+    with engine.begin() as connection:
+        schema_table.create(connection, checkfirst=True)
+        applied = set(connection.execute(sa.select(schema_table.c.version)).scalars())
+    newest = max(applied, default=0)
+    if newest > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the decision log at {engine.url.render_as_string(hide_password=True)} has schema "
+            f"version {newest}; this release knows versions up to {SCHEMA_VERSION}: upgrade "
+            "credit-risk before opening it"
+        )
+    done = []
+    for version, description, step in MIGRATIONS:
+        if version in applied:
+            continue
+        # One transaction per step where the database has transactional DDL (PostgreSQL).
+        with engine.begin() as connection:
+            step(connection)
+            connection.execute(
+                sa.insert(schema_table).values(
+                    version=version, description=description, applied_at=datetime.now(UTC)
+                )
+            )
+        done.append(version)
+    return done
+
+
+def upgrade_schema(engine: Engine) -> list[int]:
+    """Bring the log to :data:`SCHEMA_VERSION`: create what is missing, record each step.
+
+    Tolerates other workers upgrading the same database at the same time (a lost race is
+    retried: the steps already applied are skipped then).
+
+    Returns:
+        The versions applied now (empty when the log was up to date).
+
+    Raises:
+        SchemaVersionError: the log is newer than this code.
+    """
+    attempts = 1
+    while True:
+        try:
+            return _upgrade_once(engine)
+        except sa.exc.SQLAlchemyError:
+            # Lost a race with another worker (a table or version row created meanwhile).
+            if attempts == _UPGRADE_ATTEMPTS:
+                raise
+            attempts += 1
+            log.info("decision log schema upgrade raced another worker; trying again")
+
+
 def create_table(engine: Engine) -> None:
-    """Create the table if missing (tolerates another worker creating it at the same time)."""
-    try:
-        metadata.create_all(engine, checkfirst=True)
-    except sa.exc.SQLAlchemyError:
-        # Lost a creation race with another worker process: the table now exists.
-        metadata.create_all(engine, checkfirst=True)
+    """Create the log's tables if missing, upgrading an older log (see :func:`upgrade_schema`)."""
+    applied = upgrade_schema(engine)
+    if applied:
+        log.info("decision log schema: applied version(s) %s", applied)
 
 
 class DecisionLog:
@@ -133,7 +286,12 @@ class DecisionLog:
         self.written = 0
 
     def start(self) -> None:
-        """Create the table and start the writer thread (and the SQLite checkpoints)."""
+        """Create the table and start the writer thread (and the SQLite checkpoints).
+
+        Raises:
+            DecisionLogError: a SQLite log in a folder that does not exist.
+        """
+        check_log_location(self.url)
         create_table(self.engine)
         if not self.inline:
             self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)

@@ -32,7 +32,7 @@ from mlflow.models import infer_signature
 from credit_risk import __version__
 from credit_risk.card import Assessment, assess_run, log_assessment
 from credit_risk.config import Family, Objective, Settings
-from credit_risk.data import file_sha256, load_training_data, split_dataset
+from credit_risk.data import check_trainable, file_sha256, load_training_data, split_dataset
 from credit_risk.evaluate import (
     classification_metrics,
     confusion,
@@ -42,13 +42,26 @@ from credit_risk.evaluate import (
     threshold_basis,
 )
 from credit_risk.model import SKOPS_TRUSTED_TYPES, build_model, classifier_importances
+from credit_risk.model_folder import DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_FILE
+from credit_risk.monitor import Reference, reference_provenance
+from credit_risk.reasons import (
+    ReasonReference,
+    ReasonsUnavailable,
+    build_reference,
+    builtin_bytes,
+    reason_codes_record,
+)
 from credit_risk.registry import (
+    FAMILY_TAG,
+    REASON_CODES_ARTIFACT,
+    REASON_REFERENCE_ARTIFACT,
     THRESHOLD_TAG,
     GateDecision,
     champion_version,
     configure_mlflow,
     export_model,
     promotion_gate,
+    store_lock,
 )
 from credit_risk.scorecard.family import TABLE_KEY, scorecard_params
 from credit_risk.scorecard.model import PointsScorecard
@@ -124,6 +137,10 @@ class Evaluation:
     matrix: dict[str, Any]
     # Fairness audit, calibration and explanations (credit_risk.card.assess_run).
     responsible: Assessment
+    # The approved training rows the adverse-action reasons are measured from; None when the
+    # model cannot give reasons (then it fails the promotion gate and is never served).
+    reason_reference: ReasonReference | None
+    reasons_unavailable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,8 +152,12 @@ class LoggedRun:
 
 
 def split_training_data(settings: Settings) -> Split:
-    """Read and validate the training file, then split it (stratified, seeded)."""
+    """Read and validate the training file, check it can be trained on, split it (stratified)."""
     dataset = load_training_data(settings)
+    calibration_folds = None if settings.calibration == "none" else settings.calibration_folds
+    check_trainable(
+        dataset, settings.data_path, settings.test_size, settings.cv_folds, calibration_folds
+    )
     return Split(*split_dataset(dataset, settings.test_size, settings.seed))
 
 
@@ -182,6 +203,32 @@ def final_params(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reason_reference(
+    pipeline: Any, split: Split, threshold: float
+) -> tuple[ReasonReference | None, str | None]:
+    """What a fitted model's adverse-action reasons are measured from, or why it has none.
+
+    A forest: its approved reference over the training split (:func:`build_reference`). A
+    points scorecard: nothing (its reasons are the points lost against each attribute's best
+    bin, in its table), but it must approve its best possible score.
+
+    Returns:
+        The reference (None for a scorecard, or when there is none) and, when the model
+        cannot give reasons (it is then never promoted), why not.
+    """
+    if isinstance(pipeline, PointsScorecard):
+        problem = pipeline.points_table.reasons_unavailable(threshold)
+        unavailable = None if problem is None else f"no adverse-action reasons: {problem}"
+    else:
+        try:
+            return build_reference(pipeline, split.x_train, threshold), None
+        except ReasonsUnavailable as error:
+            unavailable = f"no adverse-action reasons: {error}"
+    if unavailable is not None:
+        log.warning("%s", unavailable)
+    return None, unavailable
+
+
 def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Evaluation:
     """Cross-validate on the training split (threshold, CV metrics), refit on it, test.
 
@@ -195,6 +242,7 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     pipeline.fit(split.x_train, split.y_train.to_numpy())
     probability = pipeline.predict_proba(split.x_test)[:, 1]
     y_test = split.y_test.to_numpy()
+    reference, unavailable = reason_reference(pipeline, split, cv.threshold)
     return Evaluation(
         pipeline=pipeline,
         params=params,
@@ -215,6 +263,8 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
             probability,
             cv.threshold,
         ),
+        reason_reference=reference,
+        reasons_unavailable=unavailable,
     )
 
 
@@ -264,6 +314,12 @@ def log_run(
             log_scorecard(
                 evaluation.pipeline.points_table, evaluation.threshold, len(split.x_train)
             )
+        reference = drift_reference(settings, evaluation, split)
+        mlflow.log_dict(reference.to_json(), DRIFT_REFERENCE_ARTIFACT)
+        # What a registered version needs to give reasons (credit_risk.registry.load_registered).
+        if evaluation.reason_reference is not None:
+            mlflow.log_dict(evaluation.reason_reference.to_json(), REASON_REFERENCE_ARTIFACT)
+        mlflow.log_text(builtin_bytes().decode(), REASON_CODES_ARTIFACT)
         if search is not None:
             mlflow.log_metric("study_best_value", search.best_value)
             mlflow.set_tag("study_name", search.study_name)
@@ -291,14 +347,30 @@ def log_run(
     return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)
 
 
+def drift_reference(settings: Settings, evaluation: Evaluation, split: Split) -> Reference:
+    """What the drift monitor compares this model's decisions with (stored with the model).
+
+    The training split's inputs (what the model learned from) and the model's probabilities on
+    the held-out test split (in-sample scores would be more extreme than served ones).
+    """
+    return Reference.from_rows(
+        split.x_train,
+        evaluation.probability,
+        reference_provenance(
+            settings.seed, settings.test_size, file_sha256(Path(settings.data_path))
+        ),
+    )
+
+
 def register_version(settings: Settings, logged: LoggedRun, threshold: float) -> str:
     """Register the run's model as a new version tagged with its threshold and objective."""
     client = configure_mlflow(settings)
     name = settings.registered_model_name
-    version = str(mlflow.register_model(logged.model_uri, name).version)
-    client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
-    client.set_model_version_tag(name, version, "objective", settings.objective.value)
-    client.set_model_version_tag(name, version, "family", settings.family.value)
+    with store_lock(settings.tracking_uri, "register a model version"):
+        version = str(mlflow.register_model(logged.model_uri, name).version)
+        client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
+        client.set_model_version_tag(name, version, "objective", settings.objective.value)
+        client.set_model_version_tag(name, version, FAMILY_TAG, settings.family.value)
     return version
 
 
@@ -317,12 +389,17 @@ def gate_version(
     split = split_training_data(settings)
     client = configure_mlflow(settings)
     name = settings.registered_model_name
-    gate = _gate(client, settings, split.x_test, split.y_test, challenger_metrics, limits_failed)
-    log.info("promotion gate for %s v%s: %s", name, version, gate.reason)
-    client.set_tag(run_id, "promotion", gate.reason)
-    if gate.promote:
-        client.set_registered_model_alias(name, settings.champion_alias, version)
-    champion = champion_version(client, name, settings.champion_alias)
+    # One run at a time compares with the champion and moves the alias: two runs racing here
+    # could each promote against a champion the other had just replaced.
+    with store_lock(settings.tracking_uri, "compare with the champion"):
+        gate = _gate(
+            client, settings, split.x_test, split.y_test, challenger_metrics, limits_failed
+        )
+        log.info("promotion gate for %s v%s: %s", name, version, gate.reason)
+        client.set_tag(run_id, "promotion", gate.reason)
+        if gate.promote:
+            client.set_registered_model_alias(name, settings.champion_alias, version)
+        champion = champion_version(client, name, settings.champion_alias)
     return gate, str(champion.version if champion else version)
 
 
@@ -349,10 +426,16 @@ def model_metadata(
         "protected_policy": settings.protected_policy.value,
         "params": evaluation.params,
         "seed": settings.seed,
+        "test_size": settings.test_size,
+        "drift_reference": DRIFT_REFERENCE_FILE,
         "test_metrics": evaluation.test_metrics,
         "cv_metrics": evaluation.cv_metrics,
         "confusion_matrix": evaluation.matrix,
         "responsible": evaluation.responsible.to_json(),
+        "reason_codes": reason_codes_record(),
+        "reason_reference": (
+            evaluation.reason_reference.to_json() if evaluation.reason_reference else None
+        ),
         "data_sha256": file_sha256(Path(settings.data_path)),
         "package_version": __version__,
         **scorecard,
@@ -366,12 +449,35 @@ def export_version(
     promoted: bool,
     output: Path | None = None,
 ) -> list[Path]:
-    """Export to ``output`` (any run) and to ``settings.model_dir`` (champions only)."""
+    """Export to ``output`` (any run) and to ``settings.model_dir`` (champions only).
+
+    The champion folder is written under the store's lock, and only if this version still
+    holds the alias: a run promoted after this one and exported first must not be overwritten.
+    """
     exported: list[Path] = []
+    reference = (
+        f"runs:/{metadata['run_id']}/{DRIFT_REFERENCE_ARTIFACT}"
+        if metadata.get("drift_reference")
+        else None
+    )
     if output is not None:
-        exported.append(export_model(model_uri, metadata, output))
+        exported.append(export_model(model_uri, metadata, output, reference))
     if promoted:
-        exported.append(export_model(model_uri, metadata, settings.model_dir))
+        client = configure_mlflow(settings)
+        with store_lock(settings.tracking_uri, "export the champion"):
+            current = champion_version(
+                client, settings.registered_model_name, settings.champion_alias
+            )
+            version = str(metadata.get("model_version"))
+            if current is not None and str(current.version) != version:
+                log.info(
+                    "not exporting v%s to %s: v%s has taken the champion alias since",
+                    version,
+                    settings.model_dir,
+                    current.version,
+                )
+            else:
+                exported.append(export_model(model_uri, metadata, settings.model_dir, reference))
     return exported
 
 
@@ -451,7 +557,11 @@ def fit_and_log(
         threshold=evaluation.threshold,
         test_metrics=evaluation.test_metrics,
         cv_metrics=evaluation.cv_metrics,
-        limits_failed=evaluation.responsible.limits_failed,
+        # A model that cannot give reasons for its rejections is never promoted.
+        limits_failed=[
+            *evaluation.responsible.limits_failed,
+            *([evaluation.reasons_unavailable] if evaluation.reasons_unavailable else []),
+        ],
         metadata=model_metadata(settings, logged.run_id, "", evaluation),
     )
 

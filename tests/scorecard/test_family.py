@@ -18,11 +18,12 @@ from typer.testing import CliRunner
 from credit_risk.api import create_app
 from credit_risk.cli import app
 from credit_risk.config import Settings
+from credit_risk.reasons import REASON_CODES_FILE, ReasonCodes, builtin_bytes, reason_codes_record
 from credit_risk.registry import load_exported
 from credit_risk.schema import PROTECTED
 from credit_risk.scorecard import PointsLookup, PointsTable
 from credit_risk.scorecard.model import PointsScorecard
-from credit_risk.scoring import REASON_COLUMNS, Scorer
+from credit_risk.scoring import REASON_CODE_COLUMNS, REASON_COLUMNS, REASON_TEXT_COLUMNS, Scorer
 from tests.api.conftest import APPLICANT, service_settings
 from tests.conftest import DATA, make_settings
 
@@ -79,6 +80,11 @@ def test_train_registers_the_scorecard_as_its_own_family(
     pipeline, metadata = load_exported(output)
     assert metadata["family"] == "scorecard"
     assert metadata["scorecard"] == pipeline.table_ == registered.table_
+    # The same reason-code table as a forest's, and no approved reference (points lost are
+    # measured against the table's best bins).
+    assert metadata["reason_codes"] == reason_codes_record()
+    assert (output / REASON_CODES_FILE).read_bytes() == builtin_bytes()
+    assert metadata["reason_reference"] is None
     assert metadata["responsible"]["calibration"]["method"] == "sigmoid"
 
 
@@ -104,6 +110,12 @@ def test_predict_with_the_scorecard_matches_the_model_and_gives_reasons_for_reje
     assert rejected.any() and (~rejected).any()
     assert ((scored[REASON_COLUMNS[0]] != "") == rejected).all()
     assert scored.loc[~rejected, list(REASON_COLUMNS)].eq("").all().all()
+    # The forest's columns: codes of the shared table, with their texts.
+    texts = {code.code: code.text["en"] for code in ReasonCodes.builtin().codes}
+    for code_column, text_column in zip(REASON_CODE_COLUMNS, REASON_TEXT_COLUMNS, strict=True):
+        cited = scored[scored[code_column] != ""]
+        assert cited[code_column].isin(list(texts)).all()
+        assert (cited[text_column] == cited[code_column].map(texts)).all()
 
 
 def test_scorer_uses_the_points_lookup_from_folder_and_registry(
@@ -130,12 +142,38 @@ def test_api_serves_the_scorecard(
         while client.get("/health").json()["status"] == "loading":
             pass
         body = client.post("/predict", json=APPLICANT).json()
+        spanish = client.post("/predict?lang=es", json=APPLICANT).json()
+        table = client.get("/reasons").json()
     assert body["decision"] == "reject"
     lost = [reason["contribution"] for reason in body["reasons"]]
     assert lost and lost == sorted(lost, reverse=True) and all(v >= 1 for v in lost)
     assert body["probability_bad"] == pytest.approx(
         Scorer.from_folder(output).score_records([APPLICANT])[0].probability_bad
     )
+    # A forest's shape: code, text, attribute, value, contribution, and its unit (points lost).
+    texts = {row["code"]: row["text"] for row in table["codes"]}
+    assert table == json.loads((output / REASON_CODES_FILE).read_text())
+    for english, reason in zip(body["reasons"], spanish["reasons"], strict=True):
+        assert set(english) == {"code", "text", "attribute", "value", "contribution", "unit"}
+        assert english["unit"] == "points" and english["attribute"] not in PROTECTED
+        assert english["value"] == APPLICANT[english["attribute"]]
+        assert english["text"] == texts[english["code"]]["en"]
+        assert reason["text"] == texts[english["code"]]["es"]
+
+
+def test_reasons_and_info_commands_read_a_scorecard_folder(
+    scorecard_run: tuple[Settings, Path, str],
+) -> None:
+    _, output, _ = scorecard_run
+    result = runner.invoke(app, ["reasons", "--model", str(output)])
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert "a scorecard model" in header and "points lost" in header
+    assert [row.split()[0] for row in rows] == [c.code for c in ReasonCodes.builtin().codes]
+    info = runner.invoke(app, ["info", "--model", str(output)])
+    assert info.exit_code == 0, info.output
+    shown = json.loads(info.output[: info.output.rindex("}") + 1])
+    assert shown["family"] == "scorecard"
 
 
 def test_table_command_writes_the_exported_points(
@@ -163,6 +201,8 @@ def test_scorecard_commands_refuse_a_forest_folder(tmp_path: Path) -> None:
         "test_metrics": {},
         "cv_metrics": {},
         "family": "forest",
+        "reason_codes": reason_codes_record(),
+        "reason_reference": None,
     }
     (tmp_path / "metadata.json").write_text(json.dumps(metadata))
     for command in ("sql", "table"):

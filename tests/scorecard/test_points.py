@@ -14,6 +14,7 @@ from credit_risk.model_folder import ModelFolderError
 from credit_risk.scorecard import Calibration, PointsTable, Scaling, bin_indices
 from credit_risk.scorecard.lookup import points_lookup
 from credit_risk.scorecard.model import PointsScorecard, woe_matrix
+from tests.scorecard.conftest import scorecard_metadata
 
 
 def _exact_totals(model: PointsScorecard, x: pd.DataFrame) -> np.ndarray:
@@ -115,12 +116,15 @@ def test_a_table_missing_a_code_is_refused(scorecard: PointsScorecard) -> None:
     checking["bins"][0]["codes"] = []
     with pytest.raises(ValidationError, match="each of its codes once"):
         PointsTable.model_validate(data)
-    metadata = {"family": "scorecard", "threshold": 1 / 6, "scorecard": data}
+    metadata = {**scorecard_metadata(scorecard), "scorecard": data}
     with pytest.raises(ModelFolderError) as caught:
-        points_lookup(metadata, None, "m/metadata.json")
+        points_lookup(metadata, "m/metadata.json")
     assert caught.value.field is not None and caught.value.field.startswith("scorecard.attributes")
+    assert "each of its codes once" in str(caught.value)
+    without = {k: v for k, v in metadata.items() if k != "scorecard"}
     with pytest.raises(ModelFolderError, match="scorecard: required"):
-        points_lookup({"family": "scorecard", "threshold": 0.2}, None, "m/metadata.json")
+        points_lookup(without, "m/metadata.json")
+    assert points_lookup({**without, "family": "forest"}, "m/metadata.json") is None
 
 
 def test_calibration_slope_must_be_negative() -> None:

@@ -35,7 +35,7 @@ def _rows(applicants: pd.DataFrame) -> list[tuple[Any, ...]]:
 
 
 def _python_scores(model: PointsScorecard, applicants: pd.DataFrame) -> pd.DataFrame:
-    lookup = PointsLookup(model.points_table, THRESHOLD)
+    lookup = PointsLookup(model.points_table)
     probability, _ = lookup.run_frame(applicants)
     return pd.DataFrame(
         {

@@ -21,7 +21,7 @@ from credit_risk.api.guard import RequestGuard
 from credit_risk.api.hotpath import BATCH_PATH, PATH, PredictHotPath
 from credit_risk.api.metrics import MetricsMiddleware, ServiceMetrics
 from credit_risk.api.models import batch_request_model
-from credit_risk.api.routes import card, meta, page, predict
+from credit_risk.api.routes import card, meta, outcomes, page, predict, reasons
 from credit_risk.api.state import ServiceState, load_scorer
 from credit_risk.config import Settings, get_settings
 from credit_risk.decision_log import DecisionLog
@@ -89,7 +89,8 @@ def create_app(
         title="Credit-risk scoring",
         version=__version__,
         description="Scores credit applicants (Statlog German Credit): probability of a bad "
-        "risk, approve/reject at the model's cost-aware threshold, and the reasons.",
+        "risk, approve/reject at the model's cost-aware threshold, and a rejection's "
+        "principal reasons as codes (GET /reasons) with their texts.",
         lifespan=lifespan,
     )
     app.state.service = state
@@ -103,7 +104,9 @@ def create_app(
     app.include_router(predict_router)
     app.include_router(meta.router)
     app.include_router(card.router)
+    app.include_router(reasons.router)
     app.include_router(page.router)
+    app.include_router(outcomes.build_router(state))
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     # Innermost of the middleware, the hot path then the guard in front of it: CORS and
     # metrics still apply to what they answer.

@@ -17,6 +17,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -45,6 +46,12 @@ class ServiceMetrics:
             ["decision"],
             registry=self.registry,
         )
+        self._collectors: list[Collector] = []
+
+    def add_collector(self, collector: Collector) -> None:
+        """Expose a collector's figures too (this worker's, in multi-process mode)."""
+        self.registry.register(collector)
+        self._collectors.append(collector)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition (all workers' samples in multi-process mode)."""
@@ -53,6 +60,8 @@ class ServiceMetrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            for collector in self._collectors:
+                registry.register(collector)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 

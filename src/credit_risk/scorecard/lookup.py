@@ -7,8 +7,9 @@ answers what :class:`credit_risk.scoring.Scorer` asks of a fast path (``run_fram
 ``run_records``, ``prepare``).
 
 **Reasons** are the standard scorecard reason codes: the points an applicant lost on each
-attribute against the attribute's best bin, largest first. Only a rejection has them, and a
-protected attribute is never one, whatever the policy.
+attribute against the attribute's best bin. The lookup gives the points lost on every attribute
+it scores; :class:`credit_risk.reasons.PointsExplainer` ranks them into a rejection's reason
+codes (rejections only, never a protected attribute, whatever the policy).
 """
 
 from __future__ import annotations
@@ -50,28 +51,19 @@ class PointsLookup:
 
     Args:
         table: the fitted scorecard.
-        threshold: the model's decision threshold on the probability of bad; points lost are
-            reported for rejections only (None: for every applicant).
     """
 
-    def __init__(self, table: PointsTable, threshold: float | None = None) -> None:
+    def __init__(self, table: PointsTable) -> None:
         self.table = table
-        self.threshold = threshold
         self._rows = table.selected
         self._columns = [FEATURE_NAMES.index(row.attribute) for row in self._rows]
         self._points = [np.asarray([b.points for b in row.bins], np.int64) for row in self._rows]
         self._codes = [{code: b.points for b in row.bins for code in b.codes} for row in self._rows]
         self._splits = [row.splits for row in self._rows]
-        # Best bin of each attribute; protected attributes are never a reason (mask 0).
+        # Best bin of each attribute (0 where not scored: nothing to lose there).
         self._best = np.zeros(len(FEATURE_NAMES), dtype=np.int64)
-        self._citable = np.zeros(len(FEATURE_NAMES), dtype=bool)
         for row, column in zip(self._rows, self._columns, strict=True):
             self._best[column] = row.best_points
-            self._citable[column] = not BY_NAME[row.attribute].protected
-        if threshold is not None:
-            self.reject_at_most: int | None = table.calibration.reject_at_most(threshold)
-        else:
-            self.reject_at_most = None
 
     def prepare(self) -> None:
         """Nothing to prepare: the lookup is ready when built."""
@@ -107,16 +99,13 @@ class PointsLookup:
         margin = calibration.intercept + calibration.slope * np.asarray(totals, dtype="float64")
         return 1.0 / (1.0 + np.exp(-margin))
 
-    def points_lost(self, points: np.ndarray, probability: np.ndarray) -> np.ndarray:
-        """Points lost against each attribute's best bin ``(n, 20)``, as reason strengths.
+    def points_lost(self, points: np.ndarray) -> np.ndarray:
+        """Points lost against each attribute's best bin ``(n, 20)`` (0 where not scored).
 
-        Zero for attributes not scored, for protected attributes, and (with a threshold) for
-        every applicant who is approved.
+        Every scored attribute, protected or not, approved or rejected: which of them may be
+        cited is :class:`credit_risk.reasons.PointsExplainer`'s to decide.
         """
-        lost = (self._best[None, :] - points) * self._citable[None, :]
-        if self.threshold is not None:
-            lost = lost * (np.asarray(probability) >= self.threshold)[:, None]
-        return lost.astype("float64")
+        return (self._best[None, :] - points).astype("float64")
 
     # -- the fast-path interface of credit_risk.scoring.Scorer --------------------------------
 
@@ -126,43 +115,25 @@ class PointsLookup:
         """Probability of bad ``(n,)`` and points lost ``(n, 20)`` (``engine`` is ignored)."""
         points = self.points_frame(applicants)
         probability = self.probability(points.sum(axis=1))
-        return probability, self.points_lost(points, probability)
+        return probability, self.points_lost(points)
 
     def run_records(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`run_frame` for validated dicts."""
         points = self.points_records(records)
         probability = self.probability(points.sum(axis=1))
-        return probability, self.points_lost(points, probability)
+        return probability, self.points_lost(points)
 
 
 def points_lookup(
-    metadata: Mapping[str, Any], pipeline: Any = None, source: str | Path = "model metadata"
+    metadata: Mapping[str, Any], source: str | Path = "model metadata"
 ) -> PointsLookup | None:
-    """The fast path of a scorecard model; None for a model of another family.
-
-    The table comes from the metadata's ``scorecard`` entry (an exported folder: no pipeline
-    needed), else from a fitted :class:`~credit_risk.scorecard.model.PointsScorecard`.
+    """The fast path of a scorecard model's metadata; None for a model of another family.
 
     Raises:
-        ModelFolderError: the metadata says ``family: scorecard`` but holds no valid table.
+        ModelFolderError: the metadata is not valid (e.g. ``family: scorecard`` without a
+            valid table; the field is named).
     """
-    from pydantic import ValidationError
+    from credit_risk.model_folder import validate_metadata
 
-    from credit_risk.model_folder import ModelFolderError
-
-    stored = metadata.get(TABLE_KEY)
-    if stored is None and pipeline is not None:
-        stored = getattr(pipeline, "table_", None)
-    if stored is None:
-        if metadata.get("family") == FAMILY:
-            raise ModelFolderError(
-                source, "required for a scorecard model but missing", field=TABLE_KEY
-            )
-        return None
-    try:
-        table = PointsTable.model_validate(stored)
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in (TABLE_KEY, *first["loc"]))
-        raise ModelFolderError(source, first["msg"], field=where) from error
-    return PointsLookup(table, float(metadata["threshold"]))
+    table = validate_metadata(metadata, source).scorecard
+    return None if table is None else PointsLookup(table)

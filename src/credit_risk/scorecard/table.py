@@ -231,6 +231,21 @@ class PointsTable(BaseModel):
     def max_points(self) -> int:
         return sum(row.best_points for row in self.selected)
 
+    def reasons_unavailable(self, threshold: float) -> str | None:
+        """Why the table cannot give adverse-action reasons at ``threshold``, or None.
+
+        Its reasons are the points lost against each attribute's best bin: they explain a
+        rejection only if the best possible score is approved (else the card rejects everyone,
+        and an applicant who lost no points at all would be rejected too).
+        """
+        best = self.calibration.probability(self.max_points)
+        if best < threshold:
+            return None
+        return (
+            f"the best possible score ({self.max_points} points, probability of bad {best:.4g}) "
+            f"is rejected at threshold {threshold:.4g}: the scorecard rejects everyone"
+        )
+
     def to_json(self) -> dict[str, object]:
         """Plain JSON data (what ``metadata.json`` and the fitted estimator hold)."""
         return self.model_dump(mode="json")

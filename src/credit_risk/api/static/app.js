@@ -1,5 +1,6 @@
 // The page builds its form from GET /schema (the codebook lives only in the Python package)
-// and shows POST /predict's answer: a gauge, the decision, the threshold and the reasons.
+// and shows POST /predict's answer: a gauge, the decision, the threshold and, for a rejection,
+// its principal reasons as codes of GET /reasons (the model's table) with their texts.
 "use strict";
 
 // Interface strings only; attribute descriptions and value labels come from the API.
@@ -9,8 +10,8 @@ const TEXT = {
     reset: "Defaults", hint: "Values are the codebook of the Statlog German Credit data.",
     loading: "Loading the codebook…", apiKey: "API key (only if the service requires one)",
     score: "Score applicant", scoring: "Scoring…", result: "Result",
-    probBad: "probability of bad risk", reasons: "Main reasons the risk is higher",
-    approve: "Approve", reject: "Reject", noReasons: "No attribute raised the risk.",
+    probBad: "probability of bad risk", reasons: "Principal reasons for the rejection",
+    approve: "Approve", reject: "Reject",
     threshold: (t) => `Rejected when the probability of bad risk is at least ${t}.`,
     model: (m) => `Model ${m.name} v${m.version} · threshold ${pct(m.threshold)} · objective ${m.objective}`,
     fix: "Please correct the highlighted fields.", failed: "The service could not score this applicant",
@@ -21,8 +22,8 @@ const TEXT = {
     reset: "Valores por defecto", hint: "Los valores siguen el libro de códigos de Statlog German Credit (etiquetas en inglés).",
     loading: "Cargando el libro de códigos…", apiKey: "Clave de API (solo si el servicio la exige)",
     score: "Evaluar solicitante", scoring: "Evaluando…", result: "Resultado",
-    probBad: "probabilidad de riesgo malo", reasons: "Principales motivos que elevan el riesgo",
-    approve: "Aprobar", reject: "Rechazar", noReasons: "Ningún atributo elevó el riesgo.",
+    probBad: "probabilidad de riesgo malo", reasons: "Motivos principales del rechazo",
+    approve: "Aprobar", reject: "Rechazar",
     threshold: (t) => `Se rechaza cuando la probabilidad de riesgo malo es al menos ${t}.`,
     model: (m) => `Modelo ${m.name} v${m.version} · umbral ${pct(m.threshold)} · objetivo ${m.objective}`,
     fix: "Corrija los campos marcados.", failed: "El servicio no pudo evaluar al solicitante",
@@ -34,6 +35,7 @@ let lang = (localStorage.getItem("lang") || (navigator.language || "en").slice(0
 let codebook = null;
 let modelInfo = null;
 let lastResult = null;
+let reasonTexts = {};  // code -> {en, es}, from GET /reasons (the served model's table)
 
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXT[lang][key];
@@ -164,17 +166,19 @@ function showResult(result) {
   decision.className = `decision ${result.decision}`;
   decision.dataset.decision = result.decision;
   $("threshold").textContent = t("threshold")(pct(result.threshold));
+  // Only a rejection has reasons; an approval shows none.
   const list = $("reasons");
   list.replaceChildren();
+  $("reasons-block").hidden = !result.reasons.length;
   const top = Math.max(...result.reasons.map((r) => r.contribution), 1e-9);
   for (const reason of result.reasons) {
-    const item = el("li", { "data-attribute": reason.attribute },
-      el("strong", {}, reason.value_label), " ",
-      el("span", { class: "what" }, `— ${reason.description}`),
+    const text = (reasonTexts[reason.code] || {})[lang] || reason.text;
+    const item = el("li", { "data-code": reason.code, "data-attribute": reason.attribute || "" },
+      el("code", { class: "code" }, reason.code), " ",
+      el("span", { class: "text" }, text),
       el("span", { class: "bar", style: `width:${Math.max(4, 100 * reason.contribution / top)}%` }));
     list.append(item);
   }
-  if (!result.reasons.length) list.append(el("li", {}, t("noReasons")));
   $("request-id").textContent = `${t("request")}: ${result.request_id}`;
 }
 
@@ -188,7 +192,7 @@ async function submit(event) {
     const headers = { "Content-Type": "application/json" };
     const key = $("api-key").value.trim();
     if (key) headers["X-API-Key"] = key;
-    const response = await fetch("/predict", { method: "POST", headers, body: JSON.stringify(readForm()) });
+    const response = await fetch(`/predict?lang=${lang}`, { method: "POST", headers, body: JSON.stringify(readForm()) });
     const body = await response.json().catch(() => ({}));
     if (response.ok) { lastResult = body; showResult(body); }
     else if (response.status === 422 && Array.isArray(body.detail)) showFieldErrors(body.detail);
@@ -220,6 +224,11 @@ async function start() {
   try {
     const response = await fetch("/model");
     if (response.ok) { modelInfo = await response.json(); applyLanguage(); }
+    const table = await fetch("/reasons");
+    if (table.ok) {
+      for (const row of (await table.json()).codes) reasonTexts[row.code] = row.text;
+      document.body.dataset.reasons = "true";
+    }
   } catch (_) { /* the form still works; /health tells why */ }
 }
 
