@@ -237,6 +237,25 @@ def _with(record: Mapping[str, Any], attribute: str, value: int) -> dict[str, An
     return changed
 
 
+def test_single_changes_are_the_cheapest_that_flip(
+    search: RecourseSearch, searched: list[tuple[dict[str, Any], RecourseResult]]
+) -> None:
+    """A suggestion that changes one number: every cheaper cell of it, scored, stays rejected
+    (all but a few: the sweep after the descent covers at most ``sweep`` cells)."""
+    singles = missed = 0
+    for record, result in searched:
+        for suggestion in result.suggestions:
+            (attribute, *more) = suggestion.attributes
+            if more or not isinstance(record[attribute], int):
+                continue
+            singles += 1
+            cheaper = [v for v, c in search.options(record, attribute) if c < suggestion.cost]
+            probability = search.probabilities(record, [{attribute: v} for v in cheaper])
+            missed += bool((probability < search.scorer.threshold).any())
+    assert singles >= 20
+    assert missed <= singles // 20, f"{missed} of {singles}"
+
+
 def test_candidate_encoder_matches_the_fast_path(
     scorer: Scorer, search: RecourseSearch, records: list[dict[str, Any]]
 ) -> None:

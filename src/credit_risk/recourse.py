@@ -25,7 +25,13 @@ same leaves. Every integer in the allowed range is mapped to the side of each th
 on, and each run of values with the same sides (a *cell*) is one candidate, its cheapest value.
 Categorical attributes take every allowed code. Then, fewest attributes first:
 
-1. every single change (every cell and code) is scored, in one vectorised call;
+1. each attribute alone, all of them in one vectorised call per level: every code, and a
+   numeric attribute's cells coarse to fine (:attr:`RecourseSearch.fanout` cells evenly spread
+   over its range, then over the cells between the last that did not flip and the first that
+   did, and so on until none is left between them). That finds the cheapest flipping cell
+   whenever the probability falls with the cost along the attribute; where it does not, a
+   cheaper flip between two sampled cells could be missed, so the cells cheaper than the flip
+   found that were not scored are then swept (up to :attr:`RecourseSearch.sweep` of them);
 2. when fewer than three single attributes flip the decision, pairs of the attributes that do
    not: each attribute's values that lowered the probability more than any cheaper value of
    it (its frontier, at most :attr:`RecourseSearch.frontier` values), all combinations;
@@ -33,13 +39,14 @@ Categorical attributes take every allowed code. Then, fewest attributes first:
    by a third attribute's frontier.
 
 A flipping combination of several attributes is then refined: each numeric value is moved back
-to the cheapest cell (computed with the other changes applied) that still flips. A set of
-attributes is only searched when no subset of it flips on its own, so every suggestion is
-minimal in its attributes; among the flips found, the suggestions are the cheapest one per
-attribute set, fewest attributes then lowest total cost, up to three, each with a different
-set (diverse). The total number of candidates scored is capped (:attr:`RecourseSearch.budget`).
-Steps 2-3 are a greedy search (the frontier of single changes, the closest pairs), so a
-cheaper combination outside them can be missed; what is returned is always verified: every
+to the cheapest cell (computed with the other changes applied) that still flips, by the same
+descent and sweep. A set of attributes is only searched when no subset of it was found to
+flip, so no suggestion holds a smaller one; among the flips found, the suggestions are the
+cheapest one per attribute set, fewest attributes then lowest total cost, up to three, each
+with a different set (diverse). The candidates scored per applicant are capped
+(:attr:`RecourseSearch.budget`). Steps 2-3 are greedy (the frontier of single changes, the
+closest pairs): a cheaper combination outside them can be missed, and a rejection that only
+four or more changes would reverse gets none. What is returned is always verified: every
 suggestion is re-scored with :meth:`credit_risk.scoring.Scorer.score_records`, the path
 ``/predict`` uses, and kept only if that approves it.
 
@@ -371,7 +378,8 @@ class _Line:
     """One attribute searched along its options, other changes held (see :meth:`_descend`).
 
     Attributes:
-        others: the changes held fixed, and their cost.
+        others: the changes held fixed.
+        others_cost: their cost.
         attribute: the attribute searched.
         options: its values and costs, cheapest first.
         low, high: the window of options still searched.
@@ -471,6 +479,7 @@ class RecourseSearch:
         fanout: options scored per attribute and level of the coarse-to-fine descent.
         frontier: values of each attribute combined in pairs and triples.
         beam: pairs extended to triples.
+        sweep: cheaper options scored after the descent, per attribute that flips alone.
         actions: what may change and how (default :data:`ACTIONS`).
     """
 
@@ -485,6 +494,7 @@ class RecourseSearch:
         fanout: int = 12,
         frontier: int = 6,
         beam: int = 12,
+        sweep: int = 256,
         actions: Sequence[Action] = ACTIONS,
     ) -> None:
         self.scorer = scorer
@@ -492,6 +502,7 @@ class RecourseSearch:
         self.fanout = fanout
         self.frontier = frontier
         self.beam = beam
+        self.sweep = sweep
         self.actions = {action.attribute: action for action in actions}
         fast = scorer.fast
         self._fast = fast if isinstance(fast, FastPath) else None
@@ -671,8 +682,9 @@ class RecourseSearch:
             message = "No attribute the applicant can act on may change from these values."
             return RecourseResult(decision, [], message, 0)
 
-        # 1. Each attribute alone, coarse to fine.
+        # 1. Each attribute alone, coarse to fine, then every cheaper cell not yet scored.
         scored = self._descend(record, lines, threshold, 0)
+        scored += self._sweep(record, lines, threshold, scored)
         flips = {frozenset({line.attribute}): line.found for line in lines if line.found}
         frontiers = {
             line.attribute: self._frontier(line.seen, decision.probability_bad)
@@ -787,6 +799,33 @@ class RecourseSearch:
             active = following
         return total
 
+    def _sweep(
+        self, record: Mapping[str, Any], lines: list[_Line], threshold: float, scored: int
+    ) -> int:
+        """Score the options cheaper than each line's flip that the descent skipped (at most
+        :attr:`sweep` per line, evenly spread): the probability need not fall steadily along
+        an attribute, so one of them may flip too. Returns the rows scored."""
+        rows: list[dict[str, Any]] = []
+        owners: list[tuple[_Line, int]] = []
+        for line in lines:
+            if line.found is None:
+                continue
+            seen = {value for value, _, _ in line.seen}
+            skipped = [i for i in range(line.high) if line.options[i][0] not in seen]
+            room = max(0, self.budget - scored - len(rows))
+            for i in [skipped[k] for k in _evenly(self.sweep, 0, len(skipped))][:room]:
+                rows.append({**line.others, line.attribute: line.options[i][0]})
+                owners.append((line, i))
+        probability = self.probabilities(record, rows).tolist()
+        for (line, i), p in zip(owners, probability, strict=True):
+            value, cost = line.options[i]
+            line.seen.append((value, cost, p))
+            assert line.found is not None
+            if p < threshold and line.others_cost + cost < line.found.cost:
+                changes = {**line.others, line.attribute: value}
+                line.found = _Flip(changes, line.others_cost + cost, p)
+        return len(rows)
+
     @staticmethod
     def _keep(flips: dict[frozenset[str], _Flip], candidate: _Flip, threshold: float) -> bool:
         """Record a candidate that flips the decision (the cheapest per attribute set); a set
@@ -861,7 +900,9 @@ class RecourseSearch:
                     lines.append((index, _Line(others, flip.cost - current, attribute, cheaper)))
             if not lines:
                 continue
-            total += self._descend(record, [line for _, line in lines], threshold, scored + total)
+            searched = [line for _, line in lines]
+            total += self._descend(record, searched, threshold, scored + total)
+            total += self._sweep(record, searched, threshold, scored + total)
             for index, line in lines:
                 if line.found is not None:
                     chosen[index] = line.found
