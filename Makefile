@@ -9,7 +9,7 @@ MODEL_DIR ?= models/champion
 
 .PHONY: run test install install-dev train serve mlflow-ui prefect-ui flow lint lock \
         bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
-        monitor bench-calibration bench-protected bench-batch bench-lifecycle screenshot
+        monitor bench-calibration bench-protected bench-batch bench-engines bench-drift bench-reasons bench-recourse bench-lifecycle screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -91,12 +91,16 @@ monitor: install
 ## bench-<name>: run benchmarks/<script>.py with ARGS (each prints its protocol and figures)
 BENCH_serving := serving
 BENCH_batch := batch
+BENCH_engines := engines
 BENCH_quality := model_quality
 BENCH_calibration := calibration
 BENCH_protected := protected_policy
 BENCH_flow := flow_overhead
 BENCH_tuning := tuning_scaleout
 BENCH_gauges := realised_gauges
+BENCH_drift := drift_alarms
+BENCH_reasons := reasons
+BENCH_recourse := recourse
 BENCH_lifecycle := lifecycle
 BENCHES := $(patsubst BENCH_%,bench-%,$(filter BENCH_%,$(.VARIABLES)))
 

@@ -7,6 +7,12 @@ connections. Ours answers with reasons and writes every decision to its (SQLite)
 Without ``--store``, a 300-tree forest is trained first into a temporary MLflow store (fixed
 hyperparameters, no search), so both servers load exactly the same registered version.
 The machine is shared and noisy: read the ratio, measured back to back, more than the absolutes.
+
+``--baseline-src DIR`` also serves the same model folder with another checkout's ``src`` (for
+instance the commit before a change, from ``git archive``), in the same run, so that a change's
+cost is read as a before/after ratio; ``--no-mlflow`` leaves ``mlflow models serve`` out. The
+applicant scored is rejected by the benchmark model (its reasons are computed every time);
+``--applicant approved`` scores one the model approves instead.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +60,19 @@ APPLICANT: dict[str, Any] = {
     "people_liable": 1,
     "telephone": "A191",
     "foreign_worker": "A201",
+}
+
+
+# Approved by the benchmark model: no reasons to compute.
+APPROVED: dict[str, Any] = {
+    **APPLICANT,
+    "checking_account_status": "A14",
+    "duration_months": 6,
+    "credit_amount": 1200,
+    "credit_history": "A34",
+    "savings_account": "A65",
+    "property": "A121",
+    "employment_since": "A75",
 }
 
 
@@ -175,7 +195,22 @@ def main() -> None:
         default=1,
         help="worker processes of each server (1 = mlflow models serve's default)",
     )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also serve the model with this src folder (e.g. the previous commit's)",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="leave mlflow models serve out")
+    parser.add_argument("--applicant", choices=("rejected", "approved"), default="rejected")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every cell this many times, alternating the servers' order; report "
+        "the median of each figure (steadier on a shared machine)",
+    )
     args = parser.parse_args()
+    applicant = APPLICANT if args.applicant == "rejected" else APPROVED
 
     store = args.store or Path(tempfile.mkdtemp(prefix="bench-serving-"))
     store.mkdir(parents=True, exist_ok=True)
@@ -186,73 +221,127 @@ def main() -> None:
     log_db = store / "bench-decisions.db"
     log_db.unlink(missing_ok=True)
 
-    ours_port, mlflow_port = free_port(), free_port()
     env = {
         **os.environ,
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
         "MLFLOW_TRACKING_URI": tracking,
         "CREDIT_RISK_DECISION_LOG_URL": f"sqlite:///{log_db}",
     }
-    ours = subprocess.Popen(
-        serve_command(model_dir, ours_port, args.workers, BIN),
-        cwd=store,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+
+    def serve_ours(folder: Path, extra_env: dict[str, str]) -> tuple[int, subprocess.Popen[bytes]]:
+        port = free_port()
+        process = subprocess.Popen(
+            serve_command(folder, port, args.workers, BIN),
+            cwd=store,
+            env={**env, **extra_env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return port, process
+
+    processes = []
+    targets: dict[str, tuple[str, dict[str, Any], str, subprocess.Popen[bytes]]] = {}
+    ours_port, ours = serve_ours(model_dir, {})
+    processes.append(ours)
+    targets["this API (/predict, reasons + decision log)"] = (
+        f"http://127.0.0.1:{ours_port}/predict",
+        applicant,
+        f"http://127.0.0.1:{ours_port}/health",
+        ours,
     )
-    reference = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            uri,
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(mlflow_port),
-            "-w",
-            str(args.workers),
-        ],
-        cwd=store,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    targets = {
-        "this API (/predict, reasons + decision log)": (
-            f"http://127.0.0.1:{ours_port}/predict",
-            APPLICANT,
-            f"http://127.0.0.1:{ours_port}/health",
-            ours,
-        ),
-        "mlflow models serve (/invocations)": (
+    if args.baseline_src:
+        # A copy of the folder: the other code may rebuild the fast-path cache in it.
+        baseline_dir = store / "baseline-model"
+        shutil.rmtree(baseline_dir, ignore_errors=True)
+        shutil.copytree(model_dir, baseline_dir)
+        baseline_db = store / "bench-decisions-baseline.db"
+        baseline_db.unlink(missing_ok=True)
+        port, process = serve_ours(
+            baseline_dir,
+            {
+                "PYTHONPATH": str(args.baseline_src.resolve()),
+                "CREDIT_RISK_DECISION_LOG_URL": f"sqlite:///{baseline_db}",
+            },
+        )
+        processes.append(process)
+        targets[f"baseline ({args.baseline_src}, same model)"] = (
+            f"http://127.0.0.1:{port}/predict",
+            applicant,
+            f"http://127.0.0.1:{port}/health",
+            process,
+        )
+    if not args.no_mlflow:
+        mlflow_port = free_port()
+        reference = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                uri,
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(mlflow_port),
+                "-w",
+                str(args.workers),
+            ],
+            cwd=store,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        processes.append(reference)
+        targets["mlflow models serve (/invocations)"] = (
             f"http://127.0.0.1:{mlflow_port}/invocations",
-            {"dataframe_records": [APPLICANT]},
+            {"dataframe_records": [applicant]},
             f"http://127.0.0.1:{mlflow_port}/ping",
             reference,
-        ),
-    }
+        )
     results: list[Result] = []
     try:
         for _, (_, _, ready, process) in targets.items():
             wait_until_ready(ready, process)
+        first = httpx.post(f"http://127.0.0.1:{ours_port}/predict", json=applicant).json()
+        print(
+            f"benchmark applicant: {first['decision']}, {len(first['reasons'])} reasons",
+            flush=True,
+        )
+        measured: list[Result] = []
+        for round_number in range(args.rounds):
+            order = list(targets.items())
+            if round_number % 2:
+                order.reverse()
+            for connections in [int(c) for c in args.connections.split(",")]:
+                for name, (url, body, _, _) in order:
+                    load(url, body, connections, 2)  # warm-up
+                    requests, errors, rps, p50, p99 = load(url, body, connections, args.seconds)
+                    measured.append(Result(name, connections, requests, errors, rps, p50, p99))
+                    print(
+                        f"  {name:<45} c={connections:<3} {rps:9.1f} req/s  p50 {p50:8.2f} ms  "
+                        f"p99 {p99:8.2f} ms  errors {errors}",
+                        flush=True,
+                    )
         for connections in [int(c) for c in args.connections.split(",")]:
-            for name, (url, body, _, _) in targets.items():
-                load(url, body, connections, 2)  # warm-up
-                requests, errors, rps, p50, p99 = load(url, body, connections, args.seconds)
-                results.append(Result(name, connections, requests, errors, rps, p50, p99))
-                print(
-                    f"  {name:<45} c={connections:<3} {rps:9.1f} req/s  p50 {p50:8.2f} ms  "
-                    f"p99 {p99:8.2f} ms  errors {errors}",
-                    flush=True,
+            for name in targets:
+                cell = [r for r in measured if r.server == name and r.connections == connections]
+                results.append(
+                    Result(
+                        name,
+                        connections,
+                        sum(r.requests for r in cell),
+                        sum(r.errors for r in cell),
+                        float(statistics.median(r.rps for r in cell)),
+                        float(statistics.median(r.p50_ms for r in cell)),
+                        float(statistics.median(r.p99_ms for r in cell)),
+                    )
                 )
     finally:
-        for process in (ours, reference):
+        for process in processes:
             process.terminate()
-        for process in (ours, reference):
+        for process in processes:
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
@@ -264,19 +353,23 @@ def main() -> None:
     print(
         f"\nModel {uri} ({meta.get('params', {}).get('n_estimators', '?')} trees), "
         f"{args.workers} workers each, {os.cpu_count()} cores, "
-        f"{'wrk' if shutil.which('wrk') else 'httpx'} load, {args.seconds} s per cell; "
+        f"{'wrk' if shutil.which('wrk') else 'httpx'} load, {args.seconds} s per cell, "
+        f"median of {args.rounds} round(s); "
         f"decision log rows written by this API: {logged}"
     )
     print("\n| connections | server | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|")
     for r in results:
         print(f"| {r.connections} | {r.server} | {r.rps:.1f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
     for connections in sorted({r.connections for r in results}):
-        pair = [r for r in results if r.connections == connections]
-        if len(pair) == 2 and pair[1].rps > 0:
-            print(
-                f"ratio at {connections} connection(s): {pair[0].rps / pair[1].rps:.1f}x "
-                f"throughput, p50 {pair[1].p50_ms / max(pair[0].p50_ms, 1e-9):.1f}x lower"
-            )
+        ours_result, *others = [r for r in results if r.connections == connections]
+        for other in others:
+            if other.rps > 0:
+                print(
+                    f"at {connections} connection(s), this API vs {other.server}: "
+                    f"{ours_result.rps / other.rps:.2f}x throughput, "
+                    f"p50 {ours_result.p50_ms:.2f} / {other.p50_ms:.2f} ms = "
+                    f"{ours_result.p50_ms / max(other.p50_ms, 1e-9):.2f}x"
+                )
 
 
 if __name__ == "__main__":

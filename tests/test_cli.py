@@ -52,3 +52,74 @@ def test_predict_bad_file_exits_with_a_clear_error(model_dir: Path, tmp_path: Pa
     result = predict(model_dir, bad, out)
     assert result.exit_code == 2
     assert "column 'purpose'" in result.output and "A499" in result.output
+
+
+def test_reasons_prints_the_model_folders_codes(model_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from credit_risk.reasons import REASON_CODES_FILE, builtin_table
+
+    result = runner.invoke(app, ["reasons", "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "version 1" in lines[0] and "a forest model" in lines[0] and "log-odds" in lines[0]
+    codes = [row["code"] for row in builtin_table()["codes"]]
+    assert [line.split()[0] for line in lines[1:]] == codes
+    assert any(
+        line.startswith("R01-A11") and line.endswith("Status of existing checking account: < 0 DM")
+        for line in lines
+    )
+    spanish = runner.invoke(app, ["reasons", "--model", str(model_dir), "--lang", "es"])
+    assert "Estado de la cuenta corriente: < 0 DM" in spanish.output
+    as_json = runner.invoke(app, ["reasons", "--model", str(model_dir), "--json"])
+    saved = json.loads((model_dir / REASON_CODES_FILE).read_text())
+    assert json.loads(as_json.output) == saved
+    assert runner.invoke(app, ["reasons", "--model", str(model_dir), "--lang", "fr"]).exit_code == 2
+    missing = runner.invoke(app, ["reasons", "--model", str(tmp_path)])
+    assert missing.exit_code == 2 and "metadata.json" in missing.output
+
+
+def test_predict_writes_reason_codes_and_spanish_texts(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "es.csv"
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(model_dir),
+            "--input",
+            str(DATA),
+            "--output",
+            str(out),
+            "--lang",
+            "es",
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out, keep_default_na=False)
+    rejected = frame["decision"] == "reject"
+    assert (frame.loc[rejected, "reason_code_1"] != "").all()
+    assert (frame.loc[~rejected, "reason_code_1"] == "").all()
+    checking = frame["reason_code_1"] == "R01-A11"
+    assert checking.any()
+    assert (frame.loc[checking, "reason_text_1"] == "Estado de la cuenta corriente: < 0 DM").all()
+
+
+def test_info_shows_the_family_also_of_folders_exported_before_families(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    result = runner.invoke(app, ["info", "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[: result.output.rindex("}") + 1])["family"] == "forest"
+    older = tmp_path / "older"
+    shutil.copytree(model_dir, older)
+    metadata = json.loads((older / "metadata.json").read_text())
+    del metadata["family"]
+    (older / "metadata.json").write_text(json.dumps(metadata))
+    result = runner.invoke(app, ["info", "--model", str(older)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[: result.output.rindex("}") + 1])["family"] == "forest"

@@ -17,7 +17,8 @@ from tests.conftest import DATA
 
 
 def test_score_adds_reason_columns(scorer: Scorer, applicants: pd.DataFrame) -> None:
-    scored = scorer.score(applicants.head(50))
+    head = applicants.head(50)
+    scored = scorer.score(head)
     assert list(scored.columns) == [
         "probability_bad",
         "risk_class",
@@ -25,9 +26,19 @@ def test_score_adds_reason_columns(scorer: Scorer, applicants: pd.DataFrame) -> 
         "decision",
         *REASON_COLUMNS,
     ]
-    first = scorer.score_records(applicants.head(1).to_dict("records"))[0]
-    assert scored.loc[0, "reason_1"] == first.reasons[0].text
-    assert all(scored["reason_1"].str.contains(": "))
+    spanish = scorer.score(head, language="es")
+    decisions = scorer.score_records(head.to_dict("records"))
+    for row, decision in enumerate(decisions):
+        codes = [scored.loc[row, f"reason_code_{slot}"] for slot in range(1, 5)]
+        texts = [scored.loc[row, f"reason_text_{slot}"] for slot in range(1, 5)]
+        textos = [spanish.loc[row, f"reason_text_{slot}"] for slot in range(1, 5)]
+        given = len(decision.reasons)
+        assert codes == [r.code for r in decision.reasons] + [""] * (4 - given)
+        assert texts == [r.text for r in decision.reasons] + [""] * (4 - given)
+        assert textos == [r.texts["es"] for r in decision.reasons] + [""] * (4 - given)
+        assert (given > 0) == (decision.decision == "reject")
+    with pytest.raises(ValueError, match="language must be one of"):
+        scorer.score(head, language="fr")
 
 
 def test_predict_file_writes_probabilities_decisions_and_reasons(
@@ -38,7 +49,8 @@ def test_predict_file_writes_probabilities_decisions_and_reasons(
     with output.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1000
-    assert set(REASON_COLUMNS) <= set(rows[0])
+    assert list(rows[0])[4:] == list(REASON_COLUMNS)
+    assert all((r["reason_code_1"] != "") == (r["decision"] == "reject") for r in rows)
     expected = scorer.pipeline.predict_proba(applicants)[:, 1]
     written = np.array([float(r["probability_bad"]) for r in rows])
     assert np.max(np.abs(written - expected)) <= 2e-6
@@ -57,3 +69,7 @@ def test_scorer_loads_the_registered_champion(trained: Any) -> None:
     frame = read_applicants(DATA).features.head(5)
     assert list(frame.columns) == list(FEATURE_NAMES)
     assert len(scorer.score(frame)) == 5
+    # The run's reason artifacts: the same reference and table as the exported folder.
+    exported = Scorer.from_folder(settings.model_dir)
+    assert scorer.codes == exported.codes
+    assert scorer.explainer.reference == exported.explainer.reference

@@ -14,7 +14,7 @@ from credit_risk.registry import load_exported, read_metadata
 from credit_risk.train import result_summary, train
 from tests.conftest import DATA, FAST_PARAMS, make_settings
 
-WORSE_PARAMS = {"n_estimators": 5, "max_depth": 1, "max_features": 0.1}
+WORSE_PARAMS = {"n_estimators": 5, "max_depth": 2, "max_features": 0.1}
 
 
 @pytest.mark.slow
@@ -74,7 +74,10 @@ def test_worse_challenger_does_not_take_the_alias(tmp_path: Path) -> None:
 
 def test_better_challenger_is_promoted_with_its_evidence(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, gate_cv_repeats=1)
-    first = train(settings, params=WORSE_PARAMS)
+    # The champion was trained for the seed's objective (recall at threshold 0.5): under the
+    # cost objective the same forest at the Bayes threshold 1/6 is the better recipe.
+    first = train(make_settings(tmp_path, objective="recall"), params=FAST_PARAMS)
+    assert first.gate.promote and first.threshold == 0.5
     better = train(settings, params=FAST_PARAMS)
     assert better.gate.promote, better.gate.reason
     evidence = better.gate.evidence
@@ -146,3 +149,25 @@ def test_gate_keeps_champion_on_a_tie(settings: Settings) -> None:
     assert not decide(comparison(0.05, 0.01, 0.09), settings, [], ["gate di 0.7 < 0.8"])[0]
     assert decide(comparison(0.0, -0.02, 0.02), settings, ["gate di 0.7 < 0.8"], [])[0]
     assert not decide(comparison(-0.05, -0.09, -0.01), settings, ["gate di 0.7 < 0.8"], [])[0]
+
+
+def test_model_that_cannot_give_reasons_is_never_promoted_or_served(tmp_path: Path) -> None:
+    from credit_risk.model_folder import ModelFolderError
+    from credit_risk.scoring import Scorer
+
+    # Five stumps: every training applicant scores above the threshold, so no approved
+    # reference exists and no rejection could be explained against it.
+    settings = make_settings(tmp_path)
+    out = tmp_path / "degenerate"
+    result = train(
+        settings, params={"n_estimators": 5, "max_depth": 1, "max_features": 0.1}, output=out
+    )
+    assert not result.gate.promote
+    assert "no adverse-action reasons" in result.gate.reason
+    assert "approves none of its training applicants" in result.gate.reason
+    assert not (settings.model_dir / "metadata.json").exists()
+    _, metadata = load_exported(out)
+    assert metadata["reason_reference"] is None
+    with pytest.raises(ModelFolderError) as raised:
+        Scorer.from_folder(out)
+    assert raised.value.field == "reason_reference"

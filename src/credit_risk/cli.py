@@ -1,24 +1,131 @@
-"""The ``credit-risk`` command line. Thin: each command wires package functions together."""
+"""The ``credit-risk`` command line. Thin: each command wires package functions together.
+
+A user's mistake (a bad file, a missing model folder, an invalid setting) ends in one line,
+``error: <what is wrong, where, what is accepted>`` on stderr, and exit code 2; ``credit-risk
+--verbose <command>`` adds the traceback. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 import typer
+from typer.core import TyperGroup
 
-from credit_risk.config import Objective, ProtectedPolicy, Settings, ThresholdRule, get_settings
+from credit_risk.config import (
+    Family,
+    Language,
+    Objective,
+    ProtectedPolicy,
+    Settings,
+    ThresholdRule,
+    get_settings,
+)
+from credit_risk.errors import UserError
+
+USER_ERROR_EXIT = 2
+_TRACEBACK = "credit_risk.traceback"
+# Errors listed from one invalid configuration; the first few say what to fix.
+_MAX_SETTING_ERRORS = 3
+# OS errors that are the user's environment, not a bug: a path that is not there, not allowed,
+# of the wrong kind, or a disk that cannot take the output.
+_USER_OS_ERRORS = frozenset(
+    {
+        errno.ENOENT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.EEXIST,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+    }
+)
+
+
+def _settings_message(error: Any) -> str:
+    """One line for an invalid Settings (a flag or a ``CREDIT_RISK_*`` variable)."""
+    problems = []
+    for item in error.errors(include_url=False)[:_MAX_SETTING_ERRORS]:
+        name = ".".join(str(part) for part in item["loc"]) or "(settings)"
+        found = repr(item.get("input"))
+        found = found if len(found) <= 60 else found[:60] + "..."
+        problems.append(
+            f"setting {name} (CREDIT_RISK_{name.upper()} or its flag): {item['msg']} "
+            f"(found {found})"
+        )
+    more = error.error_count() - _MAX_SETTING_ERRORS
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The one-line message of an error the user can fix, or None for anything else (a bug).
+
+    User errors: :class:`~credit_risk.errors.UserError` (bad files, same input and output,
+    decision-log and store locations), a model folder that cannot be trusted, an invalid
+    setting, and OS errors about a path the user gave (missing, not allowed, full disk).
+    """
+    from pydantic import ValidationError
+
+    from credit_risk.model_folder import ModelFolderError
+
+    if isinstance(error, UserError | ModelFolderError):
+        return str(error)
+    if isinstance(error, ValidationError) and error.title == "Settings":
+        return _settings_message(error)
+    if isinstance(error, OSError) and error.errno in _USER_OS_ERRORS:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"{where}{error.strerror}"
+    return None
+
+
+class UserErrorGroup(TyperGroup):
+    """The command group: user errors end in ``error: ...`` and exit code 2, no traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors its own click)
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            message = user_error_message(error)
+            if message is None:
+                raise
+            if ctx.meta.get(_TRACEBACK):
+                traceback.print_exc()
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(USER_ERROR_EXIT) from error
+
 
 app = typer.Typer(
+    cls=UserErrorGroup,
     help="Cost-aware credit-risk scoring (Statlog German Credit).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Also print the traceback of an error (credit-risk --verbose predict ...).",
+        ),
+    ] = False,
+) -> None:
+    """Cost-aware credit-risk scoring (Statlog German Credit)."""
+    ctx.meta[_TRACEBACK] = verbose
 
 
 def _logging(verbose: bool) -> None:
@@ -119,6 +226,14 @@ def train(
             "cost-optimal threshold of the out-of-fold predictions. Cost and auc objectives.",
         ),
     ] = None,
+    family: Annotated[
+        Family | None,
+        typer.Option(
+            "--family",
+            help="forest: the tuned balanced random forest (default); scorecard: a points "
+            "scorecard (not tuned; --trials is ignored).",
+        ),
+    ] = None,
     verbose: VerboseOption = True,
 ) -> None:
     """Tune, train, evaluate, log to MLflow, register, gate and export a model."""
@@ -126,7 +241,7 @@ def train(
     from credit_risk.train import train as run_training
 
     _logging(verbose)
-    settings = flags.settings(threshold_rule=threshold_rule)
+    settings = flags.settings(threshold_rule=threshold_rule, family=family)
     result = run_training(settings, output=output)
     typer.echo(result_summary(result))
     typer.echo(
@@ -144,22 +259,37 @@ def predict(
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (memory grows with it).")
     ] = 50_000,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    lang: Annotated[
+        Language | None, typer.Option("--lang", help="Reason texts (default: setting).")
+    ] = None,
 ) -> None:
-    """Score a file of applicants, streaming, into a CSV (probability, class, decision)."""
+    """Score a file of applicants, streaming, into a CSV (probability, class, decision and a
+    rejection's reason codes and texts).
+
+    The output is written beside its final name and renamed into place once complete; an
+    output that is the input (also through a link) is refused before anything is written.
+    """
     from tqdm import tqdm
 
-    from credit_risk.data import DataValidationError
+    from credit_risk.data import check_readable
+    from credit_risk.files import refuse_same_file
     from credit_risk.scoring import Scorer, predict_file
 
+    # The cheap checks first: no model load for a file that cannot be scored.
+    refuse_same_file(input, output)
+    check_readable(input)
     folder = model or get_settings().model_dir
     # Light load from the verified fast-path cache when intact (no MLflow, no scikit-learn).
     scorer = Scorer.from_folder(folder, batch=True)
     with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
-        try:
-            rows = predict_file(scorer, input, output, chunk_rows, progress=bar.update)
-        except DataValidationError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from error
+        rows = predict_file(
+            scorer,
+            input,
+            output,
+            chunk_rows,
+            progress=bar.update,
+            language=(lang or get_settings().reason_language).value,
+        )
     typer.echo(f"wrote {rows} rows to {output}")
 
 
@@ -193,13 +323,15 @@ def info(model: Annotated[Path | None, typer.Option("--model")] = None) -> None:
 
     settings = get_settings()
     folder = model or settings.model_dir
-    metadata = read_metadata(folder)
+    # Folders exported before there were families hold a forest.
+    metadata = {"family": Family.FOREST.value, **read_metadata(folder)}
     typer.echo(
         json.dumps(
             {
                 k: metadata[k]
                 for k in (
                     "model_name",
+                    "family",
                     "model_version",
                     "run_id",
                     "trained_at",
@@ -331,10 +463,14 @@ def serve(
 
     import uvicorn
 
+    from credit_risk.decision_log import check_log_location
+
     _logging(False)
     settings = get_settings(
         host=host, port=port, workers=workers, model_dir=model, model_uri=model_uri
     )
+    # Refused here in one line; inside the workers it would be a startup traceback.
+    check_log_location(settings.decision_log_url)
     # Worker processes read their settings from the environment: pass the flags on.
     os.environ["CREDIT_RISK_MODEL_DIR"] = str(settings.model_dir)
     if settings.model_uri:
@@ -369,25 +505,45 @@ def monitor(
     ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="HTML report to write.")] = None,
-    psi_limit: Annotated[
+    alarm_rate: Annotated[
         float | None,
         typer.Option(
-            "--psi-limit", help="PSI at or above which an attribute or the score has drifted."
+            "--alarm-rate",
+            min=0.0,
+            max=1.0,
+            help="Chance that a window with no drift raises any alarm, in (0, 1) (default 0.05).",
         ),
     ] = None,
     data: DataOption = None,
 ) -> None:
-    """Compare recent decisions with the training data; exit 1 when drift passes the limits."""
+    """Test recent decisions against each model version's reference; exit 1 on an alarm."""
+    from datetime import datetime
+
+    from credit_risk.decision_log import check_log_exists
+    from credit_risk.monitor import ReferenceUnavailable, parse_since
     from credit_risk.monitor import monitor as run_monitor
-    from credit_risk.monitor import parse_since
 
     _logging(False)
-    settings = get_settings(decision_log_url=log_url, monitor_psi_limit=psi_limit, data_path=data)
-    result = run_monitor(
-        settings, since=parse_since(since), until=parse_since(until), model_dir=model, report=report
-    )
+    settings = get_settings(decision_log_url=log_url, monitor_alarm_rate=alarm_rate, data_path=data)
+
+    def moment(option: str, value: str | None) -> datetime | None:
+        try:
+            return parse_since(value)
+        except ValueError as error:
+            raise UserError(
+                f"--{option} {value!r}: expected 7d, 24h, 90m or an ISO date/time "
+                "(2025-01-31 or 2025-01-31T12:00)"
+            ) from error
+
+    start, end = moment("since", since), moment("until", until)
+    # Reading a SQLite log that is not there would create an empty one and report no drift.
+    check_log_exists(settings.decision_log_url)
+    try:
+        result = run_monitor(settings, since=start, until=end, model_dir=model, report=report)
+    except ReferenceUnavailable as error:
+        raise UserError(str(error)) from error
     typer.echo(result.summary())
-    typer.echo(f"report: {result.report_path}")
+    typer.echo(f"report: {result.report_path} (and {result.json_path})")
     if result.drift:
         raise typer.Exit(1)
 
@@ -402,6 +558,7 @@ def card(
 ) -> None:
     """The model card of an exported model (as served at GET /model/card)."""
     from credit_risk.card import render_card_html, render_card_markdown
+    from credit_risk.files import write_text_atomic
 
     folder = model or get_settings().model_dir
     if output is None:
@@ -412,9 +569,132 @@ def card(
         if output.suffix in (".html", ".htm")
         else render_card_markdown(folder)
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    write_text_atomic(output, text)
     typer.echo(f"wrote {output}")
+
+
+scorecard_app = typer.Typer(
+    help="The points scorecard: information-value report, points table, SQL.",
+    no_args_is_help=True,
+)
+app.add_typer(scorecard_app, name="scorecard")
+ModelFolderOption = Annotated[
+    Path | None, typer.Option("--model", help="Exported scorecard folder (default: champion).")
+]
+
+
+def _points_table(model: Path | None) -> tuple[Any, float]:
+    """The points table and threshold of an exported scorecard folder."""
+    from credit_risk.model_folder import METADATA_FILE, read_metadata
+    from credit_risk.scorecard.lookup import points_lookup
+
+    folder = model or get_settings().model_dir
+    metadata = read_metadata(folder)
+    lookup = points_lookup(metadata, folder / METADATA_FILE)
+    if lookup is None:
+        raise UserError(
+            f"{folder} holds a {metadata.get('family', Family.FOREST.value)} model, not a "
+            "scorecard; train one with `credit-risk train --family scorecard --output DIR`"
+        )
+    return lookup.table, float(metadata["threshold"])
+
+
+@scorecard_app.command("report")
+def scorecard_report(
+    data: DataOption = None,
+    seed: SeedOption = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1)] = 5,
+    folds: Annotated[int, typer.Option("--folds", min=2)] = 5,
+) -> None:
+    """Fit on every row: IV report and points; then repeated-CV cost and ROC AUC."""
+    from credit_risk.data import load_training_data
+    from credit_risk.scorecard.family import build_scorecard
+    from credit_risk.scorecard.report import (
+        cross_validate_scorecard,
+        format_evaluation,
+        format_iv_report,
+    )
+
+    settings = get_settings(data_path=data, seed=seed)
+    dataset = load_training_data(settings)
+    if dataset.target is None:
+        raise UserError(f"{settings.data_path}: no class column; the report needs labelled rows")
+    model = build_scorecard(settings).fit(dataset.features, dataset.target.to_numpy())
+    typer.echo(format_iv_report(model.points_table, len(dataset.features)))
+    typer.echo("")
+    typer.echo(format_evaluation(cross_validate_scorecard(settings, repeats, folds)))
+
+
+@scorecard_app.command("table")
+def scorecard_table(
+    model: ModelFolderOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="CSV to write (default: stdout).")
+    ] = None,
+) -> None:
+    """The exported scorecard's points table as CSV (one row per bin)."""
+    from credit_risk.files import write_text_atomic
+    from credit_risk.scorecard.report import points_csv
+
+    table, _ = _points_table(model)
+    if output is None:
+        typer.echo(points_csv(table), nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output, points_csv(table))
+    typer.echo(f"wrote {output}")
+
+
+@scorecard_app.command("sql")
+def scorecard_sql(
+    model: ModelFolderOption = None,
+    source: Annotated[
+        str, typer.Option("--source", help="Table of applicants (columns: codebook names).")
+    ] = "applicants",
+    expression: Annotated[
+        bool, typer.Option("--expression", help="Only the points expression, not a query.")
+    ] = False,
+) -> None:
+    """SQL that scores a table: points (one CASE per attribute), decision, probability."""
+    from credit_risk.scorecard.sql import points_sql, score_query
+
+    table, threshold = _points_table(model)
+    typer.echo(points_sql(table) if expression else score_query(table, source, threshold) + ";")
+
+
+# --- reason codes (adverse-action reasons; see credit_risk.reasons) ---
+
+
+@app.command()
+def reasons(
+    model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
+    lang: Annotated[Language, typer.Option("--lang", help="Language of the texts.")] = Language.EN,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole table as JSON.")] = False,
+) -> None:
+    """Print the reason codes an exported model's rejections can cite (as GET /reasons)."""
+    import json
+
+    from credit_risk.model_folder import ModelFolderError, load_reason_codes, read_metadata
+    from credit_risk.reasons import UNIT_LOG_ODDS, UNIT_MEANING, UNIT_POINTS
+
+    folder = model or get_settings().model_dir
+    try:
+        metadata = read_metadata(folder)
+        codes = load_reason_codes(folder, metadata)
+    except ModelFolderError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    if as_json:
+        typer.echo(json.dumps(codes.to_json(), indent=1, ensure_ascii=False))
+        return
+    family = metadata.get("family", Family.FOREST.value)
+    unit = UNIT_POINTS if family == Family.SCORECARD else UNIT_LOG_ODDS
+    typer.echo(
+        f"reason codes version {codes.version} ({folder}, a {family} model: reasons ranked by "
+        f"{UNIT_MEANING[unit]}); protected attributes: never"
+    )
+    for code in codes.codes:
+        typer.echo(f"{code.code:<9} {code.condition_text:<42} {code.text[lang.value]}")
 
 
 # --- realised outcomes and performance (issue 13) ---
@@ -520,3 +800,7 @@ def performance(
         raise typer.Exit(2) from error
     typer.echo(result.table())
     typer.echo(f"report: {result.report_path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -27,6 +27,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from credit_risk.errors import UserError
+from credit_risk.files import sqlite_file
+
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "decisions"
@@ -79,6 +82,45 @@ schema_table = sa.Table(
     sa.Column("description", sa.String(255), nullable=False),
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+class DecisionLogError(UserError):
+    """The decision log's location cannot be used (named in the message)."""
+
+
+def check_log_location(url: str) -> None:
+    """Refuse a SQLite decision log whose folder does not exist.
+
+    SQLite would say only "unable to open database file", naming no path. Other databases are
+    checked when they are connected to.
+
+    Raises:
+        DecisionLogError: names the folder and the setting.
+    """
+    database = sqlite_file(url)
+    if database is None:
+        return
+    folder = database.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DecisionLogError(
+            f"decision log {url}: the folder {folder} {what}; create it or set "
+            "CREDIT_RISK_DECISION_LOG_URL to a database in an existing folder"
+        )
+
+
+def check_log_exists(url: str) -> None:
+    """Refuse to read a SQLite decision log that is not there (opening it would create it).
+
+    Raises:
+        DecisionLogError: names the file and the setting.
+    """
+    database = sqlite_file(url)
+    if database is not None and not database.is_file():
+        raise DecisionLogError(
+            f"decision log {url}: no database at {database}; point --log-url "
+            "(CREDIT_RISK_DECISION_LOG_URL) at the log the service writes"
+        )
 
 
 def _dumps(value: Any) -> str:
@@ -244,7 +286,12 @@ class DecisionLog:
         self.written = 0
 
     def start(self) -> None:
-        """Create the table and start the writer thread (and the SQLite checkpoints)."""
+        """Create the table and start the writer thread (and the SQLite checkpoints).
+
+        Raises:
+            DecisionLogError: a SQLite log in a folder that does not exist.
+        """
+        check_log_location(self.url)
         create_table(self.engine)
         if not self.inline:
             self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from credit_risk.config import Objective, ProtectedPolicy, Settings
+from credit_risk.config import Family, Objective, ProtectedPolicy, Settings
 from credit_risk.evaluate import CostMatrix, costs_of, expected_cost
 from credit_risk.fingerprint import (
     StoredFingerprint,
@@ -44,7 +44,7 @@ from credit_risk.fingerprint import (
     redact_url,
     row_hashes,
 )
-from credit_risk.registry import THRESHOLD_TAG, champion_version
+from credit_risk.registry import FAMILY_TAG, THRESHOLD_TAG, champion_version
 from credit_risk.schema import FEATURE_NAMES
 from credit_risk.training_data import RunData, load_run_data, log_exists, read_labelled
 
@@ -78,6 +78,8 @@ _RUN_ONLY_PARAMS = frozenset(
         "protected_policy",
         "cost_bad_accepted",
         "cost_good_rejected",
+        "family",
+        "train_with_outcomes",
     }
 )
 # Bootstrap draws held in memory at once: resamples x rows.
@@ -90,18 +92,29 @@ class GateRefused(Exception):
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a version was made, enough to refit it: parameters, inputs, threshold."""
+    """How a version was made, enough to refit it: family, parameters, inputs, threshold."""
 
     params: dict[str, Any]
     protected_policy: ProtectedPolicy
     threshold: float
+    family: Family = Family.FOREST
 
     def same_as(self, other: Recipe) -> bool:
         return (
-            self.params == other.params
+            self.family is other.family
+            and self.params == other.params
             and self.protected_policy is other.protected_policy
             and math.isclose(self.threshold, other.threshold, rel_tol=0, abs_tol=1e-12)
         )
+
+    def build(self, settings: Settings) -> Any:
+        """An unfitted model of this recipe (the run's seed and cores)."""
+        from credit_risk.model import build_model
+
+        own = settings.model_copy(
+            update={"family": self.family, "protected_policy": self.protected_policy}
+        )
+        return build_model(own, self.params)
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,7 @@ class Contender:
 def recipe_record(params: dict[str, Any], settings: Settings, threshold: float) -> dict[str, Any]:
     """What a run logs as ``recipe.json``."""
     return {
+        "family": settings.family.value,
         "params": params,
         "protected_policy": settings.protected_policy.value,
         "threshold": threshold,
@@ -143,12 +157,14 @@ def recipe_of(client: MlflowClient, version: ModelVersion) -> Recipe:
             params=dict(stored["params"]),
             protected_policy=ProtectedPolicy(stored["protected_policy"]),
             threshold=float(stored.get("threshold", threshold)),
+            family=Family(stored.get("family", version.tags.get(FAMILY_TAG, Family.FOREST.value))),
         )
     logged = client.get_run(run_id).data.params if run_id else {}
     params = {k: _parse_param(v) for k, v in logged.items() if k not in _RUN_ONLY_PARAMS}
     # Runs from before the protected-attribute policy kept every attribute as an input.
     policy = ProtectedPolicy(logged.get("protected_policy", ProtectedPolicy.INCLUDE.value))
-    return Recipe(params=params, protected_policy=policy, threshold=threshold)
+    family = Family(logged.get("family", version.tags.get(FAMILY_TAG, Family.FOREST.value)))
+    return Recipe(params=params, protected_policy=policy, threshold=threshold, family=family)
 
 
 def contender(client: MlflowClient, version: ModelVersion) -> Contender:
@@ -377,8 +393,6 @@ def paired_cv(
     Raises:
         GateRefused: a scored row is among its fold's training rows.
     """
-    from credit_risk.model import build_pipeline
-
     metric, _ = GATE_METRIC[settings.objective]
     folds = gate_folds(data, settings)
     overlapping = fold_overlap(data, folds)
@@ -402,8 +416,7 @@ def paired_cv(
     for index, (train, test) in enumerate(folds):
         repeat = index // settings.gate_cv_folds
         for role, recipe in recipes.items():
-            drop = recipe.protected_policy is ProtectedPolicy.EXCLUDE
-            pipeline = build_pipeline(recipe.params, settings.seed, drop, settings.n_jobs)
+            pipeline = recipe.build(settings)
             pipeline.fit(x.iloc[train], y[train])
             probability[role][repeat, test] = pipeline.predict_proba(x.iloc[test])[:, 1]
     comparison = compare_predictions(

@@ -1,9 +1,16 @@
 """An exported model folder, checked as a whole before anything is scored with it.
 
-The folder holds ``metadata.json`` (threshold, version, metrics), ``model/`` (the fitted
-pipeline, an MLflow model) and, once verified, ``fastpath/`` (see :mod:`credit_risk.fastpath`).
+The folder holds ``metadata.json`` (threshold, version, metrics, family, a forest's approved
+reference or a scorecard's points table), ``reason_codes.json`` (the reason-code table, see
+:mod:`credit_risk.reasons`),
+``model/`` (the fitted pipeline, an MLflow model), the drift monitor's reference
+(``drift_reference.json``, named by the metadata key ``drift_reference``; see
+:mod:`credit_risk.monitor`) and, once verified, ``fastpath/`` (see :mod:`credit_risk.fastpath`).
 :func:`read_metadata` validates the metadata against :class:`ModelMetadata` (a threshold
-strictly between 0 and 1, the keys the service and the CLI read, their types), and
+strictly between 0 and 1, a reason reference below it, the keys the service and the CLI read,
+their types, and per family: a points scorecard holds its points table and no reference, a
+forest no table); :func:`load_reason_codes` checks the table against the sha256 and version
+the metadata lists and validates its content; and
 :func:`model_file_digests` fingerprints ``model/`` so that the fast-path cache is trusted only
 for exactly the files it was verified with. Every failure is a :class:`ModelFolderError` that
 names the file and the field. Light on imports: serving from the cache needs no MLflow.
@@ -16,15 +23,34 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    ValidationError,
+    field_validator,
+)
 
-from credit_risk.config import Objective
+from credit_risk.config import Family, Objective
+from credit_risk.reasons import (
+    REASON_CODES_FILE,
+    ReasonCodes,
+    ReasonCodesError,
+    builtin_bytes,
+    table_sha256,
+)
+from credit_risk.schema import FEATURE_NAMES
+from credit_risk.scorecard.table import PointsTable
 
 METADATA_FILE = "metadata.json"
 MODEL_SUBDIR = "model"
 MLMODEL_FILE = "MLmodel"
+# The drift reference written at training time: in the MLflow run, and in the exported folder.
+DRIFT_REFERENCE_FILE = "drift_reference.json"
+DRIFT_REFERENCE_ARTIFACT = f"drift/{DRIFT_REFERENCE_FILE}"
 # Errors listed in one ModelFolderError message: the first few say what to fix.
 _MAX_LISTED = 3
 _ECHO = 60
@@ -87,6 +113,37 @@ class DataFingerprint(BaseModel):
     labelled_trained_until: str | None = None
 
 
+class ReasonCodesRecord(BaseModel):
+    """Which reason-code table the model was saved with (``reason_codes.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1)
+    file: Literal["reason_codes.json"] = REASON_CODES_FILE
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ReasonReferenceRecord(BaseModel):
+    """The approved reference the reasons are measured from (see :mod:`credit_risk.reasons`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    basis: str
+    rows: int = Field(ge=1)
+    raw_probability: float = Field(ge=0, le=1, allow_inf_nan=False)
+    probability_bad: float = Field(gt=0, lt=1, allow_inf_nan=False)
+    contributions: dict[str, Annotated[float, Field(allow_inf_nan=False)]]
+
+    @field_validator("contributions")
+    @classmethod
+    def _every_attribute(cls, value: dict[str, float]) -> dict[str, float]:
+        if set(value) != set(FEATURE_NAMES):
+            missing = sorted(set(FEATURE_NAMES) - set(value))
+            extra = sorted(set(value) - set(FEATURE_NAMES))
+            raise ValueError(f"needs one value per attribute (missing {missing}, unknown {extra})")
+        return value
+
+
 class ModelMetadata(BaseModel):
     """What ``metadata.json`` must hold for the model to be served (extra keys are kept)."""
 
@@ -104,6 +161,20 @@ class ModelMetadata(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     package_version: str | None = None
     source: str | None = None
+    # File of the drift monitor's reference inside the folder; absent in folders exported
+    # before references were stored with the model (the monitor then says so).
+    drift_reference: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    # The kind of model (absent in folders exported before there were families: a forest).
+    family: Family = Family.FOREST
+    # A points scorecard's table (credit_risk.scorecard.table): its whole fitted state, what
+    # serving looks up and what its reasons are measured against. Only a scorecard has one.
+    scorecard: PointsTable | None = None
+    # Adverse-action reasons: the code table saved with the model and the approved reference.
+    reason_codes: ReasonCodesRecord
+    # A forest's approved reference; null for a forest that cannot give reasons (never
+    # promoted; refused by the scorer), and always null for a scorecard (its reasons are the
+    # points lost against each attribute's best bin, read from its table).
+    reason_reference: ReasonReferenceRecord | None
     # Registered since the fair gate: the data it was trained on, and the gate's evidence.
     fingerprint: DataFingerprint | None = None
     gate: dict[str, Any] | None = None
@@ -131,12 +202,13 @@ def validate_metadata(metadata: Any, source: Path | str) -> ModelMetadata:
 
     Raises:
         ModelFolderError: not an object, a required key missing, or a value of the wrong type
-            or out of range (the first few problems, the first one's field as ``field``).
+            or out of range (the first few problems, the first one's field as ``field``), or a
+            reason reference that is not below the threshold.
     """
     if not isinstance(metadata, Mapping):
         raise ModelFolderError(source, f"must be a JSON object, not {type(metadata).__name__}")
     try:
-        return ModelMetadata.model_validate(dict(metadata))
+        validated = ModelMetadata.model_validate(dict(metadata))
     except ValidationError as error:
         problems = [_describe(e) for e in error.errors(include_url=False)]
         field, problem = problems[0]
@@ -146,6 +218,39 @@ def validate_metadata(metadata: Any, source: Path | str) -> ModelMetadata:
         if len(problems) > _MAX_LISTED:
             problem += f" (and {len(problems) - _MAX_LISTED} more)"
         raise ModelFolderError(source, problem, field) from error
+    _check_family(validated, source)
+    # The reasons' guarantee needs the reference on the approved side of the threshold.
+    reference = validated.reason_reference.probability_bad if validated.reason_reference else 0.0
+    if not reference < validated.threshold:
+        raise ModelFolderError(
+            source,
+            f"{reference} must be below the threshold {validated.threshold} (the reference is "
+            "approved applicants)",
+            "reason_reference.probability_bad",
+        )
+    return validated
+
+
+def _check_family(validated: ModelMetadata, source: Path | str) -> None:
+    """What each family must (and must not) hold for its reasons."""
+    if validated.family is Family.SCORECARD:
+        if validated.scorecard is None:
+            raise ModelFolderError(
+                source, "required for a scorecard model but missing (its points table)", "scorecard"
+            )
+        if validated.reason_reference is not None:
+            raise ModelFolderError(
+                source,
+                "must be null for a scorecard: its reasons are the points lost against each "
+                "attribute's best bin (its table), not an approved reference",
+                "reason_reference",
+            )
+    elif validated.scorecard is not None:
+        raise ModelFolderError(
+            source,
+            f"only a scorecard model has a points table, and family is {validated.family.value}",
+            "scorecard",
+        )
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
@@ -232,3 +337,54 @@ def load_pipeline(folder: Path) -> Any:
             f"the fitted pipeline cannot be loaded ({type(error).__name__}: {error}); "
             "truncated or edited? export the model again",
         ) from error
+
+
+def load_reason_codes(folder: Path, metadata: Mapping[str, Any]) -> ReasonCodes:
+    """The reason-code table saved in a model folder, checked against its metadata.
+
+    Raises:
+        ModelFolderError: the file is missing, unreadable, not the one the metadata lists
+            (sha256), not JSON, or not a valid table (naming the field).
+    """
+    record = validate_metadata(metadata, Path(folder) / METADATA_FILE).reason_codes
+    path = Path(folder) / record.file
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError as error:
+        raise ModelFolderError(
+            path, "missing: the model folder holds no reason-code table; export it again"
+        ) from error
+    except OSError as error:
+        raise ModelFolderError(path, f"cannot be read ({error.strerror})") from error
+    return parse_reason_codes(payload, record, path)
+
+
+def parse_reason_codes(payload: bytes, record: ReasonCodesRecord, path: Path | str) -> ReasonCodes:
+    """Validate a reason-code table's bytes against the metadata's record of it."""
+    if table_sha256(payload) != record.sha256:
+        raise ModelFolderError(
+            path, "does not match the sha256 in metadata.json (edited?)", "reason_codes.sha256"
+        )
+    try:
+        codes = ReasonCodes.from_json(json.loads(payload.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFolderError(path, f"is not valid UTF-8 JSON ({error})") from error
+    except ReasonCodesError as error:
+        raise ModelFolderError(path, error.problem, error.field) from error
+    if codes.version != record.version:
+        raise ModelFolderError(
+            path,
+            f"is version {codes.version}, metadata.json lists {record.version}",
+            "reason_codes_version",
+        )
+    return codes
+
+
+def builtin_reason_codes(metadata: Mapping[str, Any], source: Path | str) -> ReasonCodes:
+    """This package's table, for a model saved with exactly it (a model loaded without folder).
+
+    Raises:
+        ModelFolderError: the model was saved with another table.
+    """
+    record = validate_metadata(metadata, source).reason_codes
+    return parse_reason_codes(builtin_bytes(), record, source)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,12 +48,14 @@ log = logging.getLogger(__name__)
 OUTCOME_FIELDS = ("request_id", "outcome", "observed_at")
 REQUEST_ID_LENGTH: int = getattr(decisions_table.c.request_id.type, "length", None) or 64
 ALLOWED = {
-    "request_id": f"the request_id of a logged decision (1 to {REQUEST_ID_LENGTH} characters, "
-    "as returned by /predict)",
+    "request_id": f"the request_id of a logged decision (1 to {REQUEST_ID_LENGTH} visible ASCII "
+    "characters, as returned by /predict)",
     "outcome": '"good" or "bad" (or the dataset\'s codes 1 = good, 2 = bad)',
     "observed_at": "an ISO 8601 date or date-time, e.g. 2025-03-31 or 2025-03-31T14:00:00Z "
     "(UTC when it has no offset), after the decision and not in the future",
 }
+# Visible ASCII: what the service issues (hex), and safe in any database and message.
+REQUEST_ID_PATTERN = f"^[!-~]{{1,{REQUEST_ID_LENGTH}}}$"
 _OUTCOME_CODES = {"good": GOOD, "bad": BAD, str(GOOD): GOOD, str(BAD): BAD}
 # Clocks of the service and of the system reporting outcomes may disagree by this much.
 CLOCK_TOLERANCE = timedelta(hours=1)
@@ -163,6 +166,13 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
 
 
+def well_formed_id(value: Any) -> str | None:
+    """``value`` if it can be a request id (:data:`REQUEST_ID_PATTERN`), else None."""
+    if isinstance(value, str) and re.fullmatch(REQUEST_ID_PATTERN, value):
+        return value
+    return None
+
+
 def _outcome_code(value: Any) -> int | None:
     if isinstance(value, bool):  # True == 1 in Python; not an outcome
         return None
@@ -178,7 +188,7 @@ def _moment(value: Any) -> datetime | None:
         return None
     try:
         return _utc(datetime.fromisoformat(value.strip()))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         return None
 
 
@@ -214,9 +224,7 @@ def parse_outcome(
         else:
             values[name] = value
     request_id = values.get("request_id")
-    if request_id is not None and (
-        not isinstance(request_id, str) or len(request_id) > REQUEST_ID_LENGTH
-    ):
+    if request_id is not None and well_formed_id(request_id) is None:
         problems.append(
             Problem(
                 where,
@@ -268,34 +276,53 @@ def parse_outcome(
     return Outcome(str(request_id), code, observed_at, where)
 
 
-def _all_or_none(outcomes: list[Outcome], problems: list[Problem]) -> list[Outcome]:
-    if problems:
-        raise InvalidOutcomes(f"{len(problems)} invalid value(s); nothing was recorded", problems)
-    if not outcomes:
-        raise InvalidOutcomes("no outcomes given; nothing was recorded")
-    return outcomes
+@dataclass
+class ParsedOutcomes:
+    """The items of a request or a file, read: valid outcomes, problems, request ids named.
+
+    Attributes:
+        outcomes: the valid items.
+        problems: what is wrong with the others (the batch is refused if there is any).
+        references: ``(where, request_id)`` of every item whose request id is well formed,
+            valid or not: unknown ids are reported with the other problems.
+    """
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    references: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, raw: Mapping[str, Any], where: str, now: datetime | None = None) -> None:
+        """Read one item (see :func:`parse_outcome`)."""
+        request_id = well_formed_id(raw.get("request_id"))
+        if request_id is not None:
+            self.references.append((where, request_id))
+        outcome = parse_outcome(raw, where, self.problems, now)
+        if outcome is not None:
+            self.outcomes.append(outcome)
+
+    def valid(self) -> list[Outcome]:
+        """The outcomes, when every item is valid.
+
+        Raises:
+            InvalidOutcomes: any problem, or no item at all.
+        """
+        if self.problems:
+            raise InvalidOutcomes(
+                f"{len(self.problems)} invalid value(s); nothing was recorded", self.problems
+            )
+        if not self.outcomes:
+            raise InvalidOutcomes("no outcomes given; nothing was recorded")
+        return self.outcomes
 
 
 def parse_outcomes(
     items: Iterable[tuple[str, Mapping[str, Any]]], now: datetime | None = None
-) -> list[Outcome]:
-    """Validate every item; all of them or none.
-
-    Args:
-        items: ``(where, fields)`` pairs.
-        now: the present (see :func:`parse_outcome`).
-
-    Raises:
-        InvalidOutcomes: any item is invalid (every problem found, at most
-            :data:`MAX_LISTED_PROBLEMS` listed), or there is no item.
-    """
-    problems: list[Problem] = []
-    outcomes = []
+) -> ParsedOutcomes:
+    """Read every item (``(where, fields)`` pairs); see :class:`ParsedOutcomes`."""
+    parsed = ParsedOutcomes()
     for where, raw in items:
-        outcome = parse_outcome(raw, where, problems, now)
-        if outcome is not None:
-            outcomes.append(outcome)
-    return _all_or_none(outcomes, problems)
+        parsed.add(raw, where, now)
+    return parsed
 
 
 def _header_allowed() -> str:
@@ -318,15 +345,15 @@ def _check_header(path: Path, columns: list[str]) -> None:
         raise InvalidOutcomes(f"{path} has the wrong header; nothing was recorded", [problem])
 
 
-def read_outcomes_file(path: Path, now: datetime | None = None) -> list[Outcome]:
+def read_outcomes_file(path: Path, now: datetime | None = None) -> ParsedOutcomes:
     """The outcomes of a CSV file with the columns ``request_id, outcome, observed_at``.
 
     UTF-8 (a byte-order mark is allowed), a header line, then one outcome per line; each item
-    is named by its line number in the file. Blank lines are skipped.
+    is named by its line number in the file. Blank lines are skipped. Every row is read; the
+    problems of invalid ones name their lines (see :class:`ParsedOutcomes`).
 
     Raises:
-        InvalidOutcomes: the file cannot be read, its header is wrong, or any row is invalid
-            (every row is checked; the problems name their lines).
+        InvalidOutcomes: the file cannot be read, is not UTF-8 CSV, or its header is wrong.
     """
     try:
         data = path.read_bytes()
@@ -339,8 +366,7 @@ def read_outcomes_file(path: Path, now: datetime | None = None) -> list[Outcome]
         problem = Problem(f"line {line}", "", f"not UTF-8 text (byte {error.start} of the file)")
         raise InvalidOutcomes(f"{path} is not a UTF-8 CSV file", [problem]) from error
     reader = csv.reader(io.StringIO(text, newline=""))
-    problems: list[Problem] = []
-    outcomes = []
+    parsed = ParsedOutcomes()
     try:
         header = next(reader, None)
         if header is None:
@@ -353,7 +379,7 @@ def read_outcomes_file(path: Path, now: datetime | None = None) -> list[Outcome]
             if not row:
                 continue
             if len(row) != len(columns):
-                problems.append(
+                parsed.problems.append(
                     Problem(
                         where,
                         "",
@@ -364,14 +390,13 @@ def read_outcomes_file(path: Path, now: datetime | None = None) -> list[Outcome]
                     )
                 )
                 continue
-            raw = {name: cell.strip() for name, cell in zip(columns, row, strict=True)}
-            outcome = parse_outcome(raw, where, problems, now)
-            if outcome is not None:
-                outcomes.append(outcome)
+            parsed.add(
+                {name: cell.strip() for name, cell in zip(columns, row, strict=True)}, where, now
+            )
     except csv.Error as error:
         problem = Problem(f"line {reader.line_num}", "", f"not a readable CSV row ({error})")
         raise InvalidOutcomes(f"{path} is not a readable CSV file", [problem]) from error
-    return _all_or_none(outcomes, problems)
+    return parsed
 
 
 def _same(a: Outcome, outcome: int, observed_at: datetime) -> bool:
@@ -470,30 +495,32 @@ def _stored(connection: Connection, ids: list[str]) -> dict[str, tuple[int, date
 
 
 def _record(
-    connection: Connection,
-    outcomes: Sequence[Outcome],
-    unique: dict[str, Outcome],
-    replace: bool,
-    source: str,
+    connection: Connection, parsed: ParsedOutcomes, replace: bool, source: str
 ) -> RecordResult:
-    ids = list(unique)
-    decided = _decided_at(connection, ids)
+    named = list(dict.fromkeys(request_id for _, request_id in parsed.references))
+    decided = _decided_at(connection, named)
     unknown = [
         Problem(
-            o.where,
+            where,
             "request_id",
-            f"{o.request_id!r} is not a decision in the log",
-            o.request_id,
+            f"{request_id!r} is not a decision in the log",
+            request_id,
             ALLOWED["request_id"],
             "unknown_request_id",
         )
-        for o in unique.values()
-        if o.request_id not in decided
+        for where, request_id in parsed.references
+        if request_id not in decided
     ]
     if unknown:
+        # Every problem at once: the unknown ids first, then what else is wrong.
+        invalid = f" and {len(parsed.problems)} invalid value(s)" if parsed.problems else ""
         raise UnknownRequests(
-            f"{len(unknown)} unknown request id(s); nothing was recorded", unknown
+            f"{len(unknown)} unknown request id(s){invalid}; nothing was recorded",
+            unknown + parsed.problems,
         )
+    outcomes = parsed.valid()
+    unique = _unique(outcomes)
+    ids = list(unique)
     early = [
         Problem(
             o.where,
@@ -576,7 +603,7 @@ def _record(
         )
     result = RecordResult()
     reported: set[str] = set()
-    for outcome in outcomes:
+    for outcome in parsed.outcomes:
         first = outcome.request_id not in reported
         reported.add(outcome.request_id)
         result.statuses.append(
@@ -586,28 +613,37 @@ def _record(
 
 
 def record_outcomes(
-    engine: Engine, outcomes: Sequence[Outcome], replace: bool = False, source: str = "api"
+    engine: Engine,
+    outcomes: ParsedOutcomes | Sequence[Outcome],
+    replace: bool = False,
+    source: str = "api",
 ) -> RecordResult:
-    """Record validated outcomes in one transaction: all of them, or none.
+    """Record outcomes in one transaction: all of them, or none.
 
     The log's schema must be current (:func:`credit_risk.decision_log.upgrade_schema`; the
     service does it when it opens the log).
 
     Args:
         engine: the decision-log database.
-        outcomes: validated outcomes (:func:`parse_outcomes`, :func:`read_outcomes_file`).
+        outcomes: what :func:`parse_outcomes` or :func:`read_outcomes_file` read (its problems
+            are raised here, with the unknown request ids), or validated outcomes.
         replace: overwrite a different stored outcome instead of refusing it.
         source: recorded with each row (``api``, ``file:<name>``).
 
     Raises:
-        InvalidOutcomes: no outcomes, a request id repeated with different values, or an
-            outcome observed before its decision.
-        UnknownRequests: request ids not in the log (all named, up to the listing limit).
+        UnknownRequests: request ids not in the log (all named, up to the listing limit,
+            followed by the batch's other problems).
+        InvalidOutcomes: invalid items, no item, a request id repeated with different values,
+            or an outcome observed before its decision.
         ConflictingOutcomes: without ``replace``, decisions whose stored outcome differs.
     """
-    if not outcomes:
-        raise InvalidOutcomes("no outcomes given; nothing was recorded")
-    unique = _unique(outcomes)
+    parsed = (
+        outcomes
+        if isinstance(outcomes, ParsedOutcomes)
+        else ParsedOutcomes(list(outcomes), [], [(o.where, o.request_id) for o in outcomes])
+    )
+    if not parsed.references:  # nothing to look up: the problems alone (or "no outcomes")
+        parsed.valid()
     attempts = 1
     while True:
         try:
@@ -616,7 +652,7 @@ def record_outcomes(
                     # Take the write lock first: a read transaction upgraded to a write fails
                     # at once (no busy wait) when the decision log committed in between.
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
-                result = _record(connection, outcomes, unique, replace, source)
+                result = _record(connection, parsed, replace, source)
                 connection.commit()
                 return result
         except sa.exc.IntegrityError:

@@ -1,10 +1,18 @@
 """MLflow tracking and registry: experiment set-up, champion alias, export.
 
 The exported folder is self-contained: ``model/`` (an MLflow model in the sklearn flavour,
-serialised with skops, with the package's code bundled) and ``metadata.json`` (threshold,
-version, metrics...) and, once verified, ``fastpath/`` (the compiled fast path, see
-:mod:`credit_risk.fastpath`). Serving loads it without any MLflow server, and without MLflow at
-all when the fast-path cache is intact; MLflow is imported only by the functions that use it.
+serialised with skops, with the package's code bundled), ``metadata.json`` (threshold,
+version, metrics, the reasons' approved reference...), ``reason_codes.json`` (the reason-code
+table the model's decisions cite, see :mod:`credit_risk.reasons`), ``drift_reference.json``
+(what the drift monitor compares this model's decisions with, see :mod:`credit_risk.monitor`)
+and, once verified, ``fastpath/`` (the compiled fast path, see :mod:`credit_risk.fastpath`).
+Serving loads it without any MLflow server, and without MLflow at all when the fast-path cache
+is intact; MLflow is imported only by the functions that use it.
+
+Training runs sharing one SQLite store take turns (:func:`store_lock`) where they would
+otherwise collide: MLflow creating and migrating a fresh store (two runs at once fail inside
+the schema migration), registering a version, moving the champion alias and exporting the
+champion.
 """
 
 from __future__ import annotations
@@ -12,14 +20,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from credit_risk.model_folder import METADATA_FILE, MODEL_SUBDIR
+from credit_risk.files import sqlite_file
+from credit_risk.model_folder import DRIFT_REFERENCE_FILE, METADATA_FILE, MODEL_SUBDIR
+
+if TYPE_CHECKING:
+    from credit_risk.reasons import ReasonCodes
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -30,6 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THRESHOLD_TAG = "threshold"
+# Run artifacts that let a registered version give reasons without its exported folder.
+REASON_REFERENCE_ARTIFACT = "reasons/reference.json"
+REASON_CODES_ARTIFACT = "reasons/reason_codes.json"
+# Registered version tag naming the model's family (credit_risk.config.Family).
+FAMILY_TAG = "family"
 
 
 def _is_local_store(tracking_uri: str) -> bool:
@@ -37,26 +57,63 @@ def _is_local_store(tracking_uri: str) -> bool:
     return scheme in ("", "file", "sqlite") or tracking_uri.startswith(("postgresql", "mysql"))
 
 
+@contextlib.contextmanager
+def store_lock(tracking_uri: str, purpose: str) -> Iterator[None]:
+    """Hold the store's lock: an exclusive ``flock`` on ``<database file>.lock``.
+
+    For SQLite stores only (a tracking server or a server database serialises its own
+    writers); elsewhere a no-op. Waiting is logged, once, with what the lock is wanted for. The
+    lock is released when the process ends, however it ends.
+
+    Args:
+        tracking_uri: the MLflow store.
+        purpose: what the lock is taken for, in words (for the wait message).
+    """
+    database = sqlite_file(tracking_uri)
+    if database is None:
+        yield
+        return
+    import fcntl
+
+    # MLflow creates a SQLite store's folder; the lock beside it comes first.
+    database.parent.mkdir(parents=True, exist_ok=True)
+    path = database.with_name(database.name + ".lock")
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for the store lock held by another run (%s) to %s", path, purpose)
+            started = time.perf_counter()
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            log.info("got the store lock after %.1f s", time.perf_counter() - started)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Point MLflow at the settings' store and make sure the experiment exists.
 
     With a database or file store, artifacts go to ``settings.artifact_location``; with a
-    tracking server the server decides.
+    tracking server the server decides. A fresh SQLite store is created (and migrated) under
+    :func:`store_lock`.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    client = MlflowClient(settings.tracking_uri)
-    experiment = client.get_experiment_by_name(settings.experiment_name)
-    if experiment is None:
-        location = None
-        if _is_local_store(settings.tracking_uri):
-            location = Path(settings.artifact_location).resolve().as_uri()
-        with contextlib.suppress(MlflowException):  # created concurrently by another process
-            client.create_experiment(settings.experiment_name, artifact_location=location)
-    mlflow.set_experiment(settings.experiment_name)
+    with store_lock(settings.tracking_uri, "create or open the store"):
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        client = MlflowClient(settings.tracking_uri)
+        experiment = client.get_experiment_by_name(settings.experiment_name)
+        if experiment is None:
+            location = None
+            if _is_local_store(settings.tracking_uri):
+                location = Path(settings.artifact_location).resolve().as_uri()
+            with contextlib.suppress(MlflowException):  # created concurrently by another process
+                client.create_experiment(settings.experiment_name, artifact_location=location)
+        mlflow.set_experiment(settings.experiment_name)
     return client
 
 
@@ -79,12 +136,20 @@ class GateDecision:
     evidence: dict[str, Any] | None = None
 
 
-def export_model(model_uri: str, metadata: dict[str, Any], folder: Path) -> Path:
+def export_model(
+    model_uri: str, metadata: dict[str, Any], folder: Path, reference_uri: str | None = None
+) -> Path:
     """Copy a logged model and its metadata into a self-contained folder, atomically.
 
     The new folder is assembled beside the target and swapped in, so a reader never sees a
     half-written model. Its fast path is compiled and verified there first (see
     :func:`compile_fast_path`), so the first load of the new model is already the light one.
+
+    Args:
+        model_uri: the logged model.
+        metadata: written as ``metadata.json``.
+        folder: the target folder (replaced).
+        reference_uri: the run's drift reference artifact, copied as ``drift_reference.json``.
     """
     import mlflow
 
@@ -93,7 +158,14 @@ def export_model(model_uri: str, metadata: dict[str, Any], folder: Path) -> Path
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(staging / "dl"))
     (staging / "dl").rename(staging / MODEL_SUBDIR)
+    if reference_uri is not None:
+        downloaded = mlflow.artifacts.download_artifacts(
+            artifact_uri=reference_uri, dst_path=str(staging / "reference")
+        )
+        Path(downloaded).rename(staging / DRIFT_REFERENCE_FILE)
+        shutil.rmtree(staging / "reference")
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    write_reason_codes(staging, metadata)
     compile_fast_path(staging)
     old = folder.with_name(f".{folder.name}-old")
     if old.exists():
@@ -104,6 +176,23 @@ def export_model(model_uri: str, metadata: dict[str, Any], folder: Path) -> Path
     shutil.rmtree(old, ignore_errors=True)
     log.info("exported %s to %s", model_uri, folder)
     return folder
+
+
+def write_reason_codes(folder: Path, metadata: dict[str, Any]) -> None:
+    """Save this package's reason-code table beside ``metadata.json``, which lists it.
+
+    Raises:
+        ValueError: the metadata lists another table (a run logged by another version of the
+            package: export it with that version).
+    """
+    from credit_risk.reasons import REASON_CODES_FILE, builtin_bytes, reason_codes_record
+
+    listed = metadata.get("reason_codes")
+    if listed != reason_codes_record():
+        raise ValueError(
+            f"metadata lists reason codes {listed!r}, this package has {reason_codes_record()!r}"
+        )
+    (Path(folder) / REASON_CODES_FILE).write_bytes(builtin_bytes())
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
@@ -119,11 +208,14 @@ def compile_fast_path(folder: Path) -> bool:
     Returns:
         Whether it compiled and passed verification; if not, serving falls back to the pipeline.
     """
+    from credit_risk.config import Family
     from credit_risk.fastpath import FASTPATH_DIR, FastPathUnavailable, load_or_build
     from credit_risk.model_folder import model_file_digests
 
     try:
         pipeline, metadata = load_exported(folder)
+        if metadata.get("family") == Family.SCORECARD.value:
+            return True  # its fast path is the points table in its metadata: nothing to compile
         files = model_file_digests(folder)
         load_or_build(pipeline, metadata, Path(folder) / FASTPATH_DIR, files=files)
     # Not a compilable forest pipeline (e.g. no "encode" step), or a folder that serving will
@@ -142,14 +234,16 @@ def load_exported(folder: Path) -> tuple[Any, dict[str, Any]]:
     return load_pipeline(folder), metadata
 
 
-def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, Any]]:
+def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, Any], ReasonCodes]:
     """Load a registered model (``models:/<name>@<alias>`` or ``models:/<name>/<version>``).
 
-    The metadata is rebuilt from the registry: the version's threshold and objective tags and
-    its run's ``test_*`` and ``cv_*`` metrics.
+    The metadata is rebuilt from the registry: the version's threshold and objective tags, its
+    run's ``test_*`` and ``cv_*`` metrics, and the run's reason artifacts (approved reference
+    and reason-code table).
 
     Returns:
-        The fitted pipeline and metadata shaped like an exported folder's ``metadata.json``.
+        The fitted pipeline, metadata shaped like an exported folder's ``metadata.json``, and
+        the reason-code table the run was logged with.
     """
     from datetime import UTC, datetime
 
@@ -172,6 +266,33 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
             "by `credit-risk train`"
         )
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    from credit_risk.config import Family
+    from credit_risk.model_folder import ReasonCodesRecord, parse_reason_codes
+    from credit_risk.reasons import table_sha256
+
+    run = f"runs:/{version.run_id}"
+    # Versions registered before families were forests.
+    family = version.tags.get(FAMILY_TAG, Family.FOREST.value)
+    try:
+        # A scorecard's reasons are measured against its points table, not a reference.
+        reason_reference = (
+            None
+            if family == Family.SCORECARD
+            else mlflow.artifacts.load_dict(f"{run}/{REASON_REFERENCE_ARTIFACT}")
+        )
+        table = mlflow.artifacts.load_text(f"{run}/{REASON_CODES_ARTIFACT}").encode()
+    except (MlflowException, OSError) as error:
+        raise MlflowException(
+            f"{model_uri} has no reason artifacts ({REASON_REFERENCE_ARTIFACT}, "
+            f"{REASON_CODES_ARTIFACT}); it was logged before adverse-action reasons: train it "
+            "again"
+        ) from error
+    try:  # the table's own version: parse_reason_codes then checks the rest
+        listed = str(json.loads(table)["reason_codes_version"])
+    except (ValueError, KeyError, TypeError):
+        listed = "unknown"
+    record = ReasonCodesRecord(version=listed, sha256=table_sha256(table))
+    codes = parse_reason_codes(table, record, f"{model_uri} {REASON_CODES_ARTIFACT}")
     metadata: dict[str, Any] = {
         "model_name": name,
         "model_version": str(version.version),
@@ -184,6 +305,11 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
         "test_metrics": {k[5:]: v for k, v in metrics.items() if k.startswith("test_")},
         "cv_metrics": {k[3:]: v for k, v in metrics.items() if k.startswith("cv_")},
         "source": model_uri,
+        "family": family,
+        "reason_codes": record.model_dump(),
+        "reason_reference": reason_reference,
     }
     pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
-    return pipeline, metadata
+    if family == Family.SCORECARD and hasattr(pipeline, "table_"):
+        metadata["scorecard"] = pipeline.table_  # the table is the fitted scorecard's state
+    return pipeline, metadata, codes

@@ -1,5 +1,8 @@
 """The training run, defined once: validate -> tune -> fit -> register -> gate -> export.
 
+The model family (``Settings.family``) is the forest, tuned, or a points scorecard
+(:mod:`credit_risk.scorecard`), which has nothing to tune and skips the search.
+
 :func:`run_training` orders the steps; ``credit-risk train`` runs them in this process
 (:func:`train`) and the Prefect flow runs the same sequence with a step runner that makes each
 named step a task (:mod:`credit_risk.flows`). Steps hand each other small values (parameters,
@@ -30,8 +33,8 @@ from mlflow.models import infer_signature
 
 from credit_risk import __version__
 from credit_risk.card import Assessment, assess_run, log_assessment
-from credit_risk.config import ProtectedPolicy, Settings
-from credit_risk.data import file_sha256
+from credit_risk.config import Family, Settings
+from credit_risk.data import Dataset, check_trainable, file_sha256
 from credit_risk.evaluate import (
     classification_metrics,
     confusion,
@@ -42,15 +45,30 @@ from credit_risk.evaluate import (
 )
 from credit_risk.fingerprint import fingerprint_tags, log_fingerprint
 from credit_risk.gate import RECIPE_FILE, recipe_record, record_evidence, run_gate
-from credit_risk.model import SKOPS_TRUSTED_TYPES, build_pipeline, classifier_importances
-from credit_risk.model_folder import DataFingerprint
+from credit_risk.model import SKOPS_TRUSTED_TYPES, build_model, classifier_importances
+from credit_risk.model_folder import DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_FILE, DataFingerprint
+from credit_risk.monitor import Reference, reference_provenance
+from credit_risk.reasons import (
+    ReasonReference,
+    ReasonsUnavailable,
+    build_reference,
+    builtin_bytes,
+    reason_codes_record,
+)
 from credit_risk.registry import (
+    FAMILY_TAG,
+    REASON_CODES_ARTIFACT,
+    REASON_REFERENCE_ARTIFACT,
     THRESHOLD_TAG,
     GateDecision,
     champion_version,
     configure_mlflow,
     export_model,
+    store_lock,
 )
+from credit_risk.scorecard.family import TABLE_KEY, scorecard_params
+from credit_risk.scorecard.model import PointsScorecard
+from credit_risk.scorecard.publish import log_scorecard
 from credit_risk.training_data import RunData, load_run_data, pin_outcomes
 from credit_risk.tune import cross_validate, load_study, search_objective, tune
 
@@ -78,7 +96,12 @@ class TrainingResult:
 
 
 def feature_importances(pipeline: Any) -> dict[str, float]:
-    """Impurity importances of the encoded features, by encoded feature name."""
+    """Impurity importances of the encoded features, by encoded feature name.
+
+    A points scorecard's: the information value of each attribute it scores.
+    """
+    if isinstance(pipeline, PointsScorecard):
+        return {a.attribute: float(a.iv or 0.0) for a in pipeline.points_table.selected}
     names = pipeline.named_steps["encode"].get_feature_names_out()
     values = classifier_importances(pipeline.named_steps["classifier"])
     return {str(n): float(v) for n, v in zip(names, values, strict=True)}
@@ -111,6 +134,10 @@ class Evaluation:
     matrix: dict[str, Any]
     # Fairness audit, calibration and explanations (credit_risk.card.assess_run).
     responsible: Assessment
+    # The approved training rows the adverse-action reasons are measured from; None when the
+    # model cannot give reasons (then it fails the promotion gate and is never served).
+    reason_reference: ReasonReference | None
+    reasons_unavailable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,8 +149,23 @@ class LoggedRun:
 
 
 def split_training_data(settings: Settings) -> Split:
-    """Read and validate the run's rows, then split them (see :func:`load_run_data`)."""
-    return Split(*load_run_data(settings).split())
+    """Read and validate the run's rows, check they can be trained on, split them (stratified;
+    labelled decisions by time, see :func:`load_run_data`)."""
+    return Split(*run_data(settings).split())
+
+
+def run_data(settings: Settings) -> RunData:
+    """The run's rows (:func:`load_run_data`), refused when too few to train on."""
+    data = load_run_data(settings)
+    calibration_folds = None if settings.calibration == "none" else settings.calibration_folds
+    check_trainable(
+        Dataset(data.features, data.is_bad),
+        settings.data_path,
+        settings.test_size,
+        settings.cv_folds,
+        calibration_folds,
+    )
+    return data
 
 
 @dataclass(frozen=True)
@@ -154,13 +196,44 @@ def search_params(settings: Settings, split: Split) -> tuple[dict[str, Any], opt
 
 
 def final_params(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` completed with the settings' tree count and calibration (``params`` win)."""
+    """``params`` completed with the settings' tree count and calibration (``params`` win).
+
+    A scorecard's are completed with its settings (:func:`scorecard_params`).
+    """
+    if settings.family is Family.SCORECARD:
+        return {**scorecard_params(settings), **params}
     return {
         "n_estimators": settings.n_estimators,
         "calibration": settings.calibration,
         "calibration_folds": settings.calibration_folds,
         **params,
     }
+
+
+def reason_reference(
+    pipeline: Any, split: Split, threshold: float
+) -> tuple[ReasonReference | None, str | None]:
+    """What a fitted model's adverse-action reasons are measured from, or why it has none.
+
+    A forest: its approved reference over the training split (:func:`build_reference`). A
+    points scorecard: nothing (its reasons are the points lost against each attribute's best
+    bin, in its table), but it must approve its best possible score.
+
+    Returns:
+        The reference (None for a scorecard, or when there is none) and, when the model
+        cannot give reasons (it is then never promoted), why not.
+    """
+    if isinstance(pipeline, PointsScorecard):
+        problem = pipeline.points_table.reasons_unavailable(threshold)
+        unavailable = None if problem is None else f"no adverse-action reasons: {problem}"
+    else:
+        try:
+            return build_reference(pipeline, split.x_train, threshold), None
+        except ReasonsUnavailable as error:
+            unavailable = f"no adverse-action reasons: {error}"
+    if unavailable is not None:
+        log.warning("%s", unavailable)
+    return None, unavailable
 
 
 def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Evaluation:
@@ -170,13 +243,13 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     :func:`credit_risk.evaluate.threshold_rule`); either way the test split plays no part in it.
     """
     costs = costs_of(settings)
-    drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
     params = final_params(settings, params)
     cv = cross_validate(params, split.x_train, split.y_train, settings)
-    pipeline = build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
+    pipeline = build_model(settings, params)
     pipeline.fit(split.x_train, split.y_train.to_numpy())
     probability = pipeline.predict_proba(split.x_test)[:, 1]
     y_test = split.y_test.to_numpy()
+    reference, unavailable = reason_reference(pipeline, split, cv.threshold)
     return Evaluation(
         pipeline=pipeline,
         params=params,
@@ -197,6 +270,8 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
             probability,
             cv.threshold,
         ),
+        reason_reference=reference,
+        reasons_unavailable=unavailable,
     )
 
 
@@ -226,6 +301,7 @@ def log_run(
                 "test_size": settings.test_size,
                 "trials": settings.trials if search else 0,
                 "protected_policy": settings.protected_policy.value,
+                "family": settings.family.value,
                 "cost_bad_accepted": costs.bad_accepted,
                 "cost_good_rejected": costs.good_rejected,
                 "train_with_outcomes": settings.train_with_outcomes,
@@ -243,9 +319,20 @@ def log_run(
                 "data_sha256": file_sha256(Path(settings.data_path)),
                 "data_path": str(settings.data_path),
                 "package_version": __version__,
+                "family": settings.family.value,
             }
         )
         mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
+        if isinstance(evaluation.pipeline, PointsScorecard):
+            log_scorecard(
+                evaluation.pipeline.points_table, evaluation.threshold, len(split.x_train)
+            )
+        reference = drift_reference(settings, evaluation, split)
+        mlflow.log_dict(reference.to_json(), DRIFT_REFERENCE_ARTIFACT)
+        # What a registered version needs to give reasons (credit_risk.registry.load_registered).
+        if evaluation.reason_reference is not None:
+            mlflow.log_dict(evaluation.reason_reference.to_json(), REASON_REFERENCE_ARTIFACT)
+        mlflow.log_text(builtin_bytes().decode(), REASON_CODES_ARTIFACT)
         mlflow.log_dict(
             recipe_record(evaluation.params, settings, evaluation.threshold), RECIPE_FILE
         )
@@ -280,6 +367,21 @@ def log_run(
     return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)
 
 
+def drift_reference(settings: Settings, evaluation: Evaluation, split: Split) -> Reference:
+    """What the drift monitor compares this model's decisions with (stored with the model).
+
+    The training split's inputs (what the model learned from) and the model's probabilities on
+    the held-out test split (in-sample scores would be more extreme than served ones).
+    """
+    return Reference.from_rows(
+        split.x_train,
+        evaluation.probability,
+        reference_provenance(
+            settings.seed, settings.test_size, file_sha256(Path(settings.data_path))
+        ),
+    )
+
+
 def register_version(
     settings: Settings, logged: LoggedRun, threshold: float, tags: dict[str, str] | None = None
 ) -> str:
@@ -289,11 +391,13 @@ def register_version(
     """
     client = configure_mlflow(settings)
     name = settings.registered_model_name
-    version = str(mlflow.register_model(logged.model_uri, name).version)
-    client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
-    client.set_model_version_tag(name, version, "objective", settings.objective.value)
-    for key, value in (tags or {}).items():
-        client.set_model_version_tag(name, version, key, value)
+    with store_lock(settings.tracking_uri, "register a model version"):
+        version = str(mlflow.register_model(logged.model_uri, name).version)
+        client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
+        client.set_model_version_tag(name, version, "objective", settings.objective.value)
+        client.set_model_version_tag(name, version, FAMILY_TAG, settings.family.value)
+        for key, value in (tags or {}).items():
+            client.set_model_version_tag(name, version, key, value)
     return version
 
 
@@ -310,12 +414,17 @@ def gate_version(
     """
     client = configure_mlflow(settings)
     name = settings.registered_model_name
-    report = run_gate(settings, client, version, limits_failed)
-    log.info("promotion gate for %s v%s (%.1f s): %s", name, version, report.seconds, report.reason)
-    record_evidence(client, settings, run_id, version, report)
-    if report.promote:
-        client.set_registered_model_alias(name, settings.champion_alias, version)
-    champion = champion_version(client, name, settings.champion_alias)
+    # One run at a time compares with the champion and moves the alias: two runs racing here
+    # could each promote against a champion the other had just replaced.
+    with store_lock(settings.tracking_uri, "compare with the champion"):
+        report = run_gate(settings, client, version, limits_failed)
+        log.info(
+            "promotion gate for %s v%s (%.1f s): %s", name, version, report.seconds, report.reason
+        )
+        record_evidence(client, settings, run_id, version, report)
+        if report.promote:
+            client.set_registered_model_alias(name, settings.champion_alias, version)
+        champion = champion_version(client, name, settings.champion_alias)
     gate = GateDecision(report.promote, report.reason, report.evidence(settings))
     return gate, str(champion.version if champion else version)
 
@@ -329,8 +438,14 @@ def model_metadata(
 ) -> dict[str, Any]:
     """What ``metadata.json`` of an exported model says about it."""
     costs = costs_of(settings)
+    scorecard = (
+        {TABLE_KEY: evaluation.pipeline.table_}
+        if isinstance(evaluation.pipeline, PointsScorecard)
+        else {}
+    )
     return {
         "model_name": settings.registered_model_name,
+        "family": settings.family.value,
         "model_version": version,
         "run_id": run_id,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -341,13 +456,20 @@ def model_metadata(
         "protected_policy": settings.protected_policy.value,
         "params": evaluation.params,
         "seed": settings.seed,
+        "test_size": settings.test_size,
+        "drift_reference": DRIFT_REFERENCE_FILE,
         "test_metrics": evaluation.test_metrics,
         "cv_metrics": evaluation.cv_metrics,
         "confusion_matrix": evaluation.matrix,
         "responsible": evaluation.responsible.to_json(),
+        "reason_codes": reason_codes_record(),
+        "reason_reference": (
+            evaluation.reason_reference.to_json() if evaluation.reason_reference else None
+        ),
         "data_sha256": file_sha256(Path(settings.data_path)),
         "fingerprint": fingerprint.model_dump(mode="json") if fingerprint else None,
         "package_version": __version__,
+        **scorecard,
     }
 
 
@@ -358,12 +480,35 @@ def export_version(
     promoted: bool,
     output: Path | None = None,
 ) -> list[Path]:
-    """Export to ``output`` (any run) and to ``settings.model_dir`` (champions only)."""
+    """Export to ``output`` (any run) and to ``settings.model_dir`` (champions only).
+
+    The champion folder is written under the store's lock, and only if this version still
+    holds the alias: a run promoted after this one and exported first must not be overwritten.
+    """
     exported: list[Path] = []
+    reference = (
+        f"runs:/{metadata['run_id']}/{DRIFT_REFERENCE_ARTIFACT}"
+        if metadata.get("drift_reference")
+        else None
+    )
     if output is not None:
-        exported.append(export_model(model_uri, metadata, output))
+        exported.append(export_model(model_uri, metadata, output, reference))
     if promoted:
-        exported.append(export_model(model_uri, metadata, settings.model_dir))
+        client = configure_mlflow(settings)
+        with store_lock(settings.tracking_uri, "export the champion"):
+            current = champion_version(
+                client, settings.registered_model_name, settings.champion_alias
+            )
+            version = str(metadata.get("model_version"))
+            if current is not None and str(current.version) != version:
+                log.info(
+                    "not exporting v%s to %s: v%s has taken the champion alias since",
+                    version,
+                    settings.model_dir,
+                    current.version,
+                )
+            else:
+                exported.append(export_model(model_uri, metadata, settings.model_dir, reference))
     return exported
 
 
@@ -418,7 +563,7 @@ class TrainingRun:
 
 def validate_data(settings: Settings) -> DataSummary:
     """Read, validate and split the run's rows: bad data fails here, before any tuning."""
-    data = load_run_data(settings)
+    data = run_data(settings)
     split = Split(*data.split())
     return DataSummary(
         path=str(settings.data_path),
@@ -440,7 +585,7 @@ def fit_and_log(
     settings: Settings, params: dict[str, Any], search: SearchSummary | None
 ) -> FitSummary:
     """Fit, evaluate on the test split and log the run and its model to MLflow."""
-    data = load_run_data(settings)
+    data = run_data(settings)
     split = Split(*data.split())
     evaluation = fit_evaluate(settings, params, split)
     logged = log_run(settings, evaluation, split, search, data)
@@ -451,7 +596,11 @@ def fit_and_log(
         threshold=evaluation.threshold,
         test_metrics=evaluation.test_metrics,
         cv_metrics=evaluation.cv_metrics,
-        limits_failed=evaluation.responsible.limits_failed,
+        # A model that cannot give reasons for its rejections is never promoted.
+        limits_failed=[
+            *evaluation.responsible.limits_failed,
+            *([evaluation.reasons_unavailable] if evaluation.reasons_unavailable else []),
+        ],
         metadata=model_metadata(settings, logged.run_id, "", evaluation, fingerprint),
         data_tags=fingerprint_tags(fingerprint),
     )
@@ -466,8 +615,9 @@ def run_training(
     """The training sequence, each step run through ``run_step`` under its name.
 
     Args:
-        settings: all configuration (data, seed, objective, trials, stores).
-        params: fixed classifier hyperparameters; None runs the Optuna search.
+        settings: all configuration (data, seed, objective, trials, stores, family).
+        params: fixed classifier hyperparameters; None runs the Optuna search (a scorecard
+            is not tuned: None takes its parameters from the settings).
         output: also export this run's model (champion or not) to this folder.
         run_step: how each step runs (default: directly; the flow: as a Prefect task).
 
@@ -479,6 +629,8 @@ def run_training(
     settings = pin_outcomes(settings)
     data = run_step("validate-data", validate_data)(settings)
     search = None
+    if params is None and settings.family is Family.SCORECARD:
+        params = scorecard_params(settings)  # nothing to tune: binning is fitted per attribute
     if params is None:
         search = run_step("tune", tune_params)(settings)
         params = search.params

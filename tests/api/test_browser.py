@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,114 @@ def test_page_scores_an_applicant_and_shows_reasons(
     assert "at least" in page.inner_text("#threshold")
     reasons = page.locator("#reasons li")
     assert 1 <= reasons.count() <= 4
-    assert "< 0 DM" in page.inner_text("#reasons")
+    assert page.locator("#reasons-block").is_visible()
+    # Each reason shows its code and the code's text; the checking account is one of them.
+    codes = [reasons.nth(i).get_attribute("data-code") for i in range(reasons.count())]
+    assert all(re.fullmatch(r"R\d\d-[AB]\d+", code or "") for code in codes)
+    shown = [reasons.nth(i).locator("code").inner_text() for i in range(reasons.count())]
+    assert shown == codes
+    cited = page.locator("#reasons li[data-code='R01-A11']")
+    assert cited.locator(".text").inner_text() == "Status of existing checking account: < 0 DM"
+    # The same reasons in Spanish, without scoring again.
+    page.wait_for_selector("body[data-reasons='true']", state="attached")
+    page.click("[data-lang='es']")
+    assert cited.locator(".text").inner_text() == "Estado de la cuenta corriente: < 0 DM"
+    assert page.inner_text("#reasons-block h3") == "Motivos principales del rechazo"
+    page.click("[data-lang='en']")
     screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "screenshot.png")
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000
+    page.close()
+
+
+# An applicant the fixture model approves (tests/api/test_predict.py checks it through the API).
+APPROVED = {
+    "checking_account_status": "A14",
+    "duration_months": "6",
+    "credit_amount": "1200",
+    "credit_history": "A34",
+    "savings_account": "A65",
+    "property": "A121",
+    "housing": "A152",
+    "employment_since": "A75",
+    "purpose": "A40",
+    "installment_rate": "4",
+    "personal_status_sex": "A93",
+    "other_debtors": "A101",
+    "residence_since": "2",
+    "age_years": "23",
+    "other_installment_plans": "A143",
+    "existing_credits": "1",
+    "job": "A173",
+    "people_liable": "1",
+    "telephone": "A191",
+    "foreign_worker": "A201",
+}
+
+
+def test_page_shows_no_reasons_for_an_approval(browser: Any, live_server: str) -> None:
+    page = _open(browser, live_server, 1280, 860)
+    for name, value in APPROVED.items():
+        if value.startswith("A"):
+            page.select_option(f"#f-{name}", value)
+        else:
+            page.fill(f"#f-{name}", value)
+    page.click("#submit")
+    page.wait_for_selector("#decision[data-decision]")
+    assert page.get_attribute("#decision", "data-decision") == "approve"
+    assert page.locator("#reasons li").count() == 0
+    assert page.locator("#reasons-block").is_hidden()
+    assert page.locator("#recourse-block").is_hidden()
+    page.close()
+
+
+def test_page_shows_recourse_for_a_rejection(browser: Any, live_server: str) -> None:
+    """A rejection the model can be moved on: the page lists POST /recourse's suggestions."""
+    import httpx
+
+    from tests.api.test_recourse_api import reversible_rejection
+
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        applicant = reversible_rejection(lambda record: client.post("/recourse", json=record))
+        expected = client.post("/recourse", json=applicant).json()
+    page = _open(browser, live_server, 1280, 860)
+    for name, value in applicant.items():
+        if isinstance(value, str):
+            page.select_option(f"#f-{name}", value)
+        else:
+            page.fill(f"#f-{name}", str(value))
+    page.click("#submit")
+    page.wait_for_selector("#recourse-block[data-state='done']")
+    assert page.get_attribute("#decision", "data-decision") == "reject"
+    assert page.locator("#reasons li").count() >= 1
+    items = page.locator("#recourse > li")
+    assert items.count() == len(expected["suggestions"]) >= 2
+    for i, suggestion in enumerate(expected["suggestions"]):
+        item = items.nth(i)
+        acted = [c["attribute"] for c in suggestion["changes"] if not c["consequence"]]
+        assert item.get_attribute("data-attributes") == ",".join(acted)
+        for change in suggestion["changes"]:
+            line = item.locator(f"li[data-attribute='{change['attribute']}']")
+            assert line.locator(".from").inner_text() == change["before_text"]
+            assert line.locator(".to").inner_text() == change["after_text"]
+        probability = float(item.get_attribute("data-probability") or "1")
+        assert probability == pytest.approx(suggestion["probability_bad"])
+        assert f"{100 * probability:.1f}%" in item.locator(".outcome").inner_text()
+    # Spanish headings, the same suggestions; an approval afterwards hides them.
+    page.click("[data-lang='es']")
+    assert page.inner_text("#recourse-block h3") == "Qué cambios llevarían a la aprobación"
+    assert page.locator("#recourse > li").count() == len(expected["suggestions"])
+    page.click("[data-lang='en']")
+    for name, value in APPROVED.items():
+        if value.startswith("A"):
+            page.select_option(f"#f-{name}", value)
+        else:
+            page.fill(f"#f-{name}", value)
+    page.click("#submit")
+    page.wait_for_selector("#decision[data-decision='approve']")
+    assert page.locator("#recourse-block").is_hidden()
     page.close()
 
 

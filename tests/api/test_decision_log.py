@@ -15,7 +15,13 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from credit_risk.api import create_app
-from credit_risk.decision_log import DecisionLog, count_rows, decisions_table, make_engine
+from credit_risk.decision_log import (
+    DecisionLog,
+    DecisionLogError,
+    count_rows,
+    decisions_table,
+    make_engine,
+)
 from credit_risk.localserver import free_port, wait_until_ready
 from credit_risk.scoring import Scorer
 from tests.api.conftest import (
@@ -81,6 +87,20 @@ def test_unwritable_log_means_no_decision(model_dir: Path, tmp_path: Path, score
         response = client.post("/predict", json=APPLICANT)
         assert response.status_code == 503
         assert "decision log" in response.json()["detail"]
+
+
+def test_log_in_a_folder_that_does_not_exist_stops_the_start_naming_it(
+    model_dir: Path, tmp_path: Path, scorer: Scorer
+) -> None:
+    folder = tmp_path / "no-such-folder"
+    url = f"sqlite:///{folder / 'decisions.db'}"
+    settings = service_settings(model_dir, tmp_path, decision_log_url=url)
+    with (
+        pytest.raises(DecisionLogError, match=f"the folder {folder} does not exist"),
+        TestClient(create_app(settings, scorer=scorer)),
+    ):
+        pass
+    assert not folder.exists()
 
 
 async def _load(url: str, stop_after: float, on_half: Any) -> list[str]:

@@ -93,6 +93,20 @@ def test_hot_path_answers_like_the_route(
         assert answer.headers["x-request-id"] == answer.json()["request_id"]
 
 
+@pytest.mark.parametrize("query", ["lang=es", "lang=en", "lang=fr", "lang=es&lang=en", "lang="])
+def test_hot_path_answers_a_language_query_like_the_route(
+    clients: tuple[TestClient, TestClient], query: str
+) -> None:
+    body = json.dumps(APPLICANT).encode()
+    headers = {"content-type": "application/json"}
+    answers = [c.post(f"/predict?{query}", content=body, headers=headers) for c in clients]
+    assert _comparable(answers[0]) == _comparable(answers[1])
+    if query == "lang=es":
+        assert "Estado de la cuenta corriente: < 0 DM" in [
+            r["text"] for r in answers[0].json()["reasons"]
+        ]
+
+
 def test_hot_path_serves_valid_requests_without_the_route(
     clients: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,6 +120,9 @@ def test_hot_path_serves_valid_requests_without_the_route(
     hot, _ = clients
     for body, content_type in VALID:
         assert _post(hot, body, content_type).status_code == 200
+    for query in ("lang=es", "lang=en"):
+        answer = hot.post(f"/predict?{query}", json=APPLICANT)
+        assert answer.status_code == 200
     error = _post(hot, *INVALID[0]).json()["detail"][0]
     assert (error["field"], error["value"]) == ("purpose", "A499")
 

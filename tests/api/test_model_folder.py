@@ -44,6 +44,21 @@ def _truncate(name: str, keep: Callable[[int], int]) -> Callable[[Path], None]:
     return truncate
 
 
+def _edit_reason_codes(folder: Path) -> None:
+    path = folder / "reason_codes.json"
+    table = json.loads(path.read_text())
+    table["codes"][0]["text"]["en"] = "Checking account"
+    path.write_text(json.dumps(table))
+
+
+def _remove(name: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).unlink()
+
+
+def _reference_at_threshold(metadata: dict) -> None:
+    metadata["reason_reference"]["probability_bad"] = metadata["threshold"]
+
+
 # (how the folder is damaged, the file named, what the error names beside it)
 DAMAGE = {
     "threshold 1.5": (
@@ -67,6 +82,11 @@ DAMAGE = {
         "metadata.json",
         "model_version",
     ),
+    "drift reference outside the folder": (
+        _edit_metadata(lambda m: m.update(drift_reference="../elsewhere.json")),
+        "metadata.json",
+        "drift_reference",
+    ),
     "truncated metadata.json": (
         _truncate("metadata.json", lambda size: size // 2),
         "metadata.json",
@@ -77,6 +97,18 @@ DAMAGE = {
         _truncate("model.skops", lambda size: size // 2),
         "model.skops",
         "cannot be loaded",
+    ),
+    "edited reason codes": (_edit_reason_codes, "reason_codes.json", "reason_codes.sha256"),
+    "no reason codes": (_remove("reason_codes.json"), "reason_codes.json", "missing"),
+    "no reason reference": (
+        _edit_metadata(lambda m: m.pop("reason_reference")),
+        "metadata.json",
+        "reason_reference",
+    ),
+    "reference not approved": (
+        _edit_metadata(_reference_at_threshold),
+        "metadata.json",
+        "reason_reference.probability_bad",
     ),
 }
 
@@ -92,7 +124,12 @@ def test_untrusted_folder_is_refused_naming_file_and_field(
         Scorer.from_folder(folder)
     assert Path(raised.value.path).name == file
     assert named in str(raised.value)
-    if named in ("threshold", "model_version"):
+    if named in (
+        "threshold",
+        "model_version",
+        "drift_reference",
+        "reason_reference.probability_bad",
+    ):
         assert raised.value.field == named
 
 
@@ -104,6 +141,7 @@ def test_untrusted_folder_is_refused_naming_file_and_field(
         "truncated metadata.json",
         "empty metadata.json",
         "truncated model.skops",
+        "edited reason codes",
     ],
 )
 def test_service_stays_not_ready_on_an_untrusted_folder(

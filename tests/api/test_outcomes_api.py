@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from credit_risk.api import create_app
+from credit_risk.api.metrics import ServiceMetrics
+from credit_risk.api.realised import RealisedPerformanceCollector
 from credit_risk.api.routes.outcomes import outcomes_body_limit
 from credit_risk.decision_log import make_engine
 from credit_risk.outcomes import labelled_decisions
@@ -100,7 +102,7 @@ def test_post_outcomes_unknown_request_id_is_named(client: TestClient, decided: 
         ]
     }
     response = client.post("/outcomes", json=body)
-    assert response.status_code == 422
+    assert response.status_code == 404
     (problem,) = response.json()["detail"]
     assert problem["field"] == "outcomes[1].request_id"
     assert problem["type"] == "unknown_request_id"
@@ -264,3 +266,15 @@ def test_metrics_export_the_latest_window_off_the_request_path(
     high = gauges[("credit_risk_realised_cost_per_labelled_decision", "high")]
     assert low <= expected.cost.value <= high
     assert gauges[("credit_risk_realised_refresh_duration_seconds", "")] > 0
+
+
+def test_gauges_are_exposed_in_multiprocess_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metrics = ServiceMetrics()
+    collector = RealisedPerformanceCollector(lambda: None, 60, 30)
+    metrics.add_collector(collector)
+    for _ in range(2):  # each scrape builds its registry anew
+        body, _ = metrics.exposition()
+        assert b"credit_risk_realised_window_days 30.0" in body

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from credit_risk.api import create_app
-from credit_risk.config import Settings
+from credit_risk.config import Language, Settings
 from credit_risk.schema import BY_NAME
 from credit_risk.scoring import Scorer
 from tests.api.conftest import APPLICANT
@@ -27,22 +29,84 @@ def test_predict_returns_decision_threshold_and_reasons(client: TestClient, scor
     assert body["model_version"] == scorer.version
     assert len(body["request_id"]) == 32
     assert response.headers["X-Request-ID"] == body["request_id"]
+    assert body["decision"] == "reject"
     assert 1 <= len(body["reasons"]) <= 4
     contributions = [r["contribution"] for r in body["reasons"]]
     assert contributions == sorted(contributions, reverse=True)
     assert all(c > 0 for c in contributions)
+    table = {c.code: c for c in scorer.codes.codes}
     for reason in body["reasons"]:
-        attribute = BY_NAME[reason["attribute"]]
-        assert reason["value"] == APPLICANT[attribute.name]
-        assert reason["value_label"] == attribute.label(APPLICANT[attribute.name])
-        assert reason["description"] == attribute.description
+        assert reason["attribute"] in BY_NAME and not BY_NAME[reason["attribute"]].protected
+        assert reason["value"] == APPLICANT[reason["attribute"]]
+        assert table[reason["code"]].attribute == reason["attribute"]
+        assert reason["text"] == table[reason["code"]].text["en"]
 
 
 def test_predict_risky_applicant_cites_checking_account(client: TestClient) -> None:
     body = client.post("/predict", json=APPLICANT).json()
     assert body["decision"] == "reject"
-    cited = {r["attribute"]: r["value_label"] for r in body["reasons"]}
-    assert cited.get("checking_account_status") == "< 0 DM"
+    cited = {r["attribute"]: (r["code"], r["text"]) for r in body["reasons"]}
+    assert cited.get("checking_account_status") == (
+        "R01-A11",
+        "Status of existing checking account: < 0 DM",
+    )
+
+
+def test_predict_approval_has_no_reasons(client: TestClient) -> None:
+    safe = {
+        **APPLICANT,
+        "checking_account_status": "A14",
+        "duration_months": 6,
+        "credit_amount": 1200,
+        "credit_history": "A34",
+        "savings_account": "A65",
+        "property": "A121",
+        "housing": "A152",
+        "employment_since": "A75",
+    }
+    body = client.post("/predict", json=safe).json()
+    assert body["decision"] == "approve"
+    assert body["reasons"] == []
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
+def test_predict_reason_texts_in_spanish_on_request(client: TestClient, path: str) -> None:
+    payload: Any = {"applicants": [APPLICANT]} if path.endswith("batch") else APPLICANT
+    english, spanish = (
+        client.post(path, json=payload, params=params).json() for params in ({}, {"lang": "es"})
+    )
+    if path.endswith("batch"):
+        english, spanish = english["predictions"][0], spanish["predictions"][0]
+    assert [r["code"] for r in spanish["reasons"]] == [r["code"] for r in english["reasons"]]
+    cited = {r["code"]: r["text"] for r in spanish["reasons"]}
+    assert cited["R01-A11"] == "Estado de la cuenta corriente: < 0 DM"
+    assert client.post(path, json=payload, params={"lang": "en"}).json() != {}
+
+
+def test_predict_unknown_language_is_422_naming_the_parameter(client: TestClient) -> None:
+    response = client.post("/predict", json=APPLICANT, params={"lang": "fr"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["query", "lang"]
+    assert "'en'" in error["message"] and "'es'" in error["message"]
+
+
+def test_reason_language_setting_is_the_default(app_settings: Settings, scorer: Scorer) -> None:
+    settings = app_settings.model_copy(update={"reason_language": Language.ES})
+    with TestClient(create_app(settings, scorer=scorer)) as client:
+        body = client.post("/predict", json=APPLICANT).json()
+        assert "Estado de la cuenta corriente: < 0 DM" in [r["text"] for r in body["reasons"]]
+        english = client.post("/predict", json=APPLICANT, params={"lang": "en"}).json()
+        assert "Status of existing checking account: < 0 DM" in [
+            r["text"] for r in english["reasons"]
+        ]
+
+
+def test_reasons_route_serves_the_models_table(client: TestClient, model_dir: Path) -> None:
+    response = client.get("/reasons")
+    assert response.status_code == 200
+    assert response.json() == json.loads((model_dir / "reason_codes.json").read_text())
+    assert response.json()["protected_attributes_cited"] is False
 
 
 def test_predict_accepts_readable_labels(client: TestClient) -> None:

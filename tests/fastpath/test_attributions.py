@@ -23,7 +23,7 @@ def test_contributions_equal_the_scikit_learn_reference(
     assert scorer.fast is not None
     _, contributions = scorer.fast.run_frame(applicants)
     reference = reference_contributions(scorer.pipeline, applicants)
-    assert np.max(np.abs(contributions - reference)) <= 1e-5
+    assert np.max(np.abs(contributions - reference)) <= 1e-9
 
 
 def test_contributions_add_up_to_the_forest_probability(
@@ -32,7 +32,7 @@ def test_contributions_add_up_to_the_forest_probability(
     assert scorer.fast is not None
     encoded = scorer.fast.encoder.encode_frame(applicants)
     _, raw, contributions = scorer.fast.run_raw(encoded)
-    assert np.max(np.abs(scorer.fast.bias + contributions.sum(axis=1) - raw)) <= 1e-5
+    assert np.max(np.abs(scorer.fast.bias + contributions.sum(axis=1) - raw)) <= 1e-9
 
 
 def _shap_by_attribute(pipeline: Any, applicants: pd.DataFrame) -> np.ndarray:

@@ -51,7 +51,7 @@ def test_load_light_matches_full_load_on_all_rows(
     for engine in ("onnx", "trees"):
         ours = light.score(applicants, engine=engine)
         pd.testing.assert_frame_equal(ours, full.score(applicants, engine=engine))
-        assert np.max(np.abs(ours["probability_bad"] - expected)) <= 1e-5
+        assert np.max(np.abs(ours["probability_bad"] - expected)) <= 1e-9
         assert (
             ours["decision"] == np.where(expected >= light.threshold, "reject", "approve")
         ).all()
@@ -88,7 +88,7 @@ def test_load_refuses_tampered_or_stale_cache(
     # Fell back to the pipeline: compiled and verified again, and the cache rewritten.
     assert scorer.fast is not None and scorer.fast.pipeline is not None
     expected = scorer.pipeline.predict_proba(applicants)[:, 1]
-    assert np.max(np.abs(scorer.score(applicants)["probability_bad"] - expected)) <= 1e-5
+    assert np.max(np.abs(scorer.score(applicants)["probability_bad"] - expected)) <= 1e-9
     assert Scorer.from_folder(folder).fast.pipeline is None  # type: ignore[union-attr]
 
 

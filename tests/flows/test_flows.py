@@ -22,7 +22,7 @@ from credit_risk import train as training
 from credit_risk.flows import WEEKLY_CRON, is_transient, training_flow, weekly_deployment
 from tests.conftest import FAST_PARAMS, make_settings
 
-WORSE_PARAMS = {"n_estimators": 5, "max_depth": 1, "max_features": 0.1}
+WORSE_PARAMS = {"n_estimators": 5, "max_depth": 2, "max_features": 0.1}
 
 pytestmark = pytest.mark.xdist_group("prefect")
 

@@ -21,7 +21,7 @@ from credit_risk.api.guard import RequestGuard
 from credit_risk.api.hotpath import BATCH_PATH, PATH, PredictHotPath
 from credit_risk.api.metrics import MetricsMiddleware, ServiceMetrics
 from credit_risk.api.models import batch_request_model
-from credit_risk.api.routes import card, meta, outcomes, page, predict
+from credit_risk.api.routes import card, meta, outcomes, page, predict, reasons, recourse
 from credit_risk.api.state import ServiceState, load_scorer
 from credit_risk.config import Settings, get_settings
 from credit_risk.decision_log import DecisionLog
@@ -89,7 +89,8 @@ def create_app(
         title="Credit-risk scoring",
         version=__version__,
         description="Scores credit applicants (Statlog German Credit): probability of a bad "
-        "risk, approve/reject at the model's cost-aware threshold, and the reasons.",
+        "risk, approve/reject at the model's cost-aware threshold, and a rejection's "
+        "principal reasons as codes (GET /reasons) with their texts.",
         lifespan=lifespan,
     )
     app.state.service = state
@@ -101,8 +102,11 @@ def create_app(
         batch_request_model(settings.max_batch), require_key=bool(settings.api_key)
     )
     app.include_router(predict_router)
+    recourse_router = recourse.build_router(require_key=bool(settings.api_key))
+    app.include_router(recourse_router)
     app.include_router(meta.router)
     app.include_router(card.router)
+    app.include_router(reasons.router)
     app.include_router(page.router)
     app.include_router(outcomes.build_router(state))
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
@@ -114,12 +118,14 @@ def create_app(
         if (path := getattr(r, "path", "")) in (PATH, BATCH_PATH)
     }
     app.add_middleware(PredictHotPath, state=state, routes=routes)
+    # /recourse takes one applicant as /predict does: the same guard reads its body.
+    guarded = routes | {recourse.PATH: recourse_router.routes[0]}
     rules = {
         path: BodyRules(path == BATCH_PATH, settings.max_batch, settings.max_reported_errors)
-        for path in routes
+        for path in guarded
     }
     max_bytes = settings.max_body_bytes or default_body_limit(settings.max_batch)
-    app.add_middleware(RequestGuard, state=state, rules=rules, routes=routes, max_bytes=max_bytes)
+    app.add_middleware(RequestGuard, state=state, rules=rules, routes=guarded, max_bytes=max_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -20,10 +20,11 @@ from typing import Any
 
 from credit_risk.api.metrics import ServiceMetrics
 from credit_risk.decision_log import DecisionLog, decision_row
+from credit_risk.reasons import DEFAULT_LANGUAGE
 from credit_risk.scoring import Scorer
 
 Payload = dict[str, Any]
-_Waiting = tuple[Sequence[dict[str, Any]], "asyncio.Future[list[Payload]]"]
+_Waiting = tuple[Sequence[dict[str, Any]], "asyncio.Future[list[Payload]]", str]
 
 
 def new_request_id() -> str:
@@ -41,22 +42,31 @@ class DecisionLogUnavailable(RuntimeError):
 
 
 def build_payloads(
-    scorer: Scorer, records: Sequence[dict[str, Any]]
+    scorer: Scorer, records: Sequence[dict[str, Any]], languages: Sequence[str] | None = None
 ) -> tuple[list[Payload], list[dict[str, Any]]]:
-    """Score validated applicants; return the response payloads and the decision-log rows."""
+    """Score validated applicants; return the response payloads and the decision-log rows.
+
+    Args:
+        scorer: the loaded model.
+        records: validated applicants.
+        languages: the language of each applicant's reason texts (None: English for all).
+    """
     decisions = scorer.score_records(records)
     now = datetime.now(UTC)
     version, threshold = scorer.version, scorer.threshold
     payloads, rows = [], []
-    for record, decision in zip(records, decisions, strict=True):
+    for index, (record, decision) in enumerate(zip(records, decisions, strict=True)):
         request_id = new_request_id()
+        language = languages[index] if languages is not None else DEFAULT_LANGUAGE
+        # Logged as answered: the codes, and the texts the applicant was given.
         reasons = [
             {
+                "code": r.code,
+                "text": r.texts[language],
                 "attribute": r.attribute,
-                "description": r.description,
                 "value": r.value,
-                "value_label": r.value_label,
                 "contribution": r.contribution,
+                "unit": r.unit,
             }
             for r in decision.reasons
         ]
@@ -102,7 +112,11 @@ class Coalescer:
         self._log: DecisionLog | None = None
 
     async def submit(
-        self, scorer: Scorer, records: Sequence[dict[str, Any]], decision_log: DecisionLog | None
+        self,
+        scorer: Scorer,
+        records: Sequence[dict[str, Any]],
+        decision_log: DecisionLog | None,
+        language: str = DEFAULT_LANGUAGE,
     ) -> list[Payload]:
         """Score ``records`` (with whatever else arrived in this turn), log them, answer.
 
@@ -111,6 +125,7 @@ class Coalescer:
             records: validated applicants.
             decision_log: where the decisions are committed before they are answered (None:
                 not logged, for tests that run without a log).
+            language: the language of the reason texts (one of the reason-code table's).
 
         Raises:
             DecisionLogUnavailable: the decisions could not be committed.
@@ -122,7 +137,7 @@ class Coalescer:
         if not self._waiting:
             self._scorer, self._log = scorer, decision_log
             loop.call_soon(self._flush)
-        self._waiting.append((records, future))
+        self._waiting.append((records, future, language))
         return await future
 
     def _flush(self) -> None:
@@ -131,17 +146,18 @@ class Coalescer:
         decision_log, self._log = self._log, None
         if not waiting or scorer is None:
             return
-        records = [record for batch, _ in waiting for record in batch]
+        records = [record for batch, _, _ in waiting for record in batch]
+        languages = [language for batch, _, language in waiting for _ in batch]
         try:
-            payloads, rows = build_payloads(scorer, records)
+            payloads, rows = build_payloads(scorer, records, languages)
         except Exception as error:  # reported to every request of the batch
-            for _, future in waiting:
+            for _, future, _ in waiting:
                 if not future.done():
                     future.set_exception(error)
             return
         answers = []
         start = 0
-        for batch, future in waiting:
+        for batch, future, _ in waiting:
             answers.append((future, payloads[start : start + len(batch)]))
             start += len(batch)
         if decision_log is None:

@@ -106,14 +106,24 @@ def batch_request_model(
 
 
 class ReasonOut(BaseModel):
-    """An attribute that pushed this applicant's risk up, with its value in plain language."""
+    """A principal reason for a rejection: a code of the model's table (``GET /reasons``)."""
 
-    attribute: str = Field(description="Schema name of the attribute.")
-    description: str = Field(description="What the attribute is (codebook).")
-    value: str | int = Field(description="The applicant's value (UCI code or number).")
-    value_label: str = Field(description="The value in plain language (codebook label).")
+    code: str = Field(description="Reason code, e.g. R01-A11 (see GET /reasons).")
+    text: str = Field(description="The code's text, in the language asked for (lang).")
+    attribute: str | None = Field(
+        description="Schema name of the attribute cited; null only for code R00 (no factor "
+        "that may be cited explains the rejection: a person must review it)."
+    )
+    value: str | int | None = Field(description="The applicant's value (UCI code or number).")
     contribution: float = Field(
-        description="How much it raised the probability of bad (path contribution)."
+        description="How much it raised the applicant's risk, in `unit`; positive. A forest "
+        "(log_odds): the applicant's log-odds of bad above those of the approved training "
+        "applicants, on the served (calibrated) scale. A points scorecard (points): the points "
+        "the applicant lost on this attribute against its best bin."
+    )
+    unit: Literal["log_odds", "points"] = Field(
+        description="What contribution is measured in: log_odds (a forest) or points lost "
+        "(a points scorecard)."
     )
 
 
@@ -126,8 +136,27 @@ class Prediction(BaseModel):
     decision: Literal["approve", "reject"]
     threshold: float = Field(description="Reject when probability_bad >= threshold.")
     reasons: list[ReasonOut] = Field(
-        max_length=4, description="Up to 4 attributes that pushed the risk up the most."
+        max_length=4,
+        description="A rejection's 1 to 4 principal reasons, largest first; empty for an "
+        "approval. Protected attributes are never cited.",
     )
+
+
+class ReasonCodeOut(BaseModel):
+    code: str
+    attribute: str | None = Field(description="Null for the fallback code R00.")
+    condition: dict[str, Any] | None = Field(
+        description="{'codes': [...]} for a categorical attribute, {'min', 'max'} for a band."
+    )
+    condition_text: str
+    text: dict[str, str] = Field(description="The text in each language (en, es).")
+
+
+class ReasonTable(BaseModel):
+    reason_codes_version: str
+    languages: list[str]
+    protected_attributes_cited: Literal[False]
+    codes: list[ReasonCodeOut]
 
 
 class BatchPrediction(BaseModel):

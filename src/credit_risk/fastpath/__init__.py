@@ -12,7 +12,8 @@ slow for every request, so this package compiles the fitted artifact, stage by s
 - :mod:`~credit_risk.fastpath.forests`: the forests, their calibration maps, and each leaf's
   targets: probability of "bad" and path contribution to each attribute (Saabas), so that
   ``probability = bias + sum(contributions)`` exactly.
-- :mod:`~credit_risk.fastpath.graph`: those targets as one ONNX ``TreeEnsembleRegressor``.
+- :mod:`~credit_risk.fastpath.graph`: one ONNX graph finding each tree's leaf and summing its
+  targets in float64.
 - :mod:`~credit_risk.fastpath.kernel`: the same trees and targets as flat arrays, walked by a
   numba kernel (files, and requests when numba is available), with a numpy fallback.
 - :mod:`~credit_risk.fastpath.artifact`: :class:`FastPath`, compiling and verifying it against

@@ -40,7 +40,7 @@ GRAPH_FILE = "forest.onnx"
 TREES_FILE = "forest.npz"
 META_FILE = "fastpath.json"
 # Bumped whenever the generated artifact's layout changes, so stale caches are rebuilt.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 # Seed of the codebook probe applicants the fast path is verified on.
 PROBE_SEED = 7
 

@@ -2,7 +2,9 @@
 
 The kernel is compiled with numba (level by level over blocks of rows, several threads for
 files); without numba a numpy version computes the same sums. The arrays hold the same trees
-and per-leaf targets as the ONNX graph, and no scikit-learn is needed to run them.
+and per-leaf targets as the ONNX graph, and no scikit-learn is needed to run them. Features and
+thresholds are float32 (the thresholds rounded down, so every row reaches scikit-learn's leaf);
+the leaves' targets and their sums are float64, as scikit-learn's ``predict_proba`` sums.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import numpy as np
 from credit_risk.fastpath.forests import tree_targets
 
 log = logging.getLogger(__name__)
+
+# float64 lanes of a 256-bit SIMD register: rows of the target table are padded to a multiple.
+_LANES = 4
 
 
 def _breadth_first(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, int]:
@@ -71,13 +76,15 @@ def _accumulate(
     at a time: the rows of a level do not depend on each other, so the processor overlaps their
     memory loads instead of waiting on (and mispredicting) one row's branches; leaves point to
     themselves, so every row takes the tree's depth in steps. Indices are unsigned so that no
-    negative-index wrap-around is generated. Sums are float32 in tree order (as verified).
+    negative-index wrap-around is generated. Targets are summed in float64, in tree order, as
+    scikit-learn sums its trees' probabilities: a float32 sum's rounding (~1e-8) is magnified by
+    the steep segments of an isotonic calibration map.
     """
     block = 128
     width = values.shape[1]
     n_out = out.shape[1]
     nodes = np.empty(block, dtype=np.uint32)
-    total = np.empty((block, width), dtype=np.float32)
+    total = np.empty((block, width), dtype=np.float64)
     for low in range(start, stop, block):
         high = min(low + block, stop)
         rows = high - low
@@ -119,7 +126,7 @@ def _accumulate_numpy(
         high = min(low + 8192, stop)
         window = x[low:high]
         rows = np.arange(high - low)
-        total = np.zeros((high - low, values.shape[1]), dtype=np.float32)
+        total = np.zeros((high - low, values.shape[1]), dtype=np.float64)
         for root, steps in zip(roots, depth, strict=True):
             nodes = np.full(high - low, root, dtype=np.int64)
             for _ in range(steps):
@@ -156,10 +163,10 @@ def _kernel() -> Callable[..., None]:
             np.full(1, np.inf, dtype=np.float32),
             nodes,
             nodes,
-            np.zeros((1, 8), dtype=np.float32),
+            np.zeros((1, _LANES), dtype=np.float64),
             nodes,
             nodes,
-            np.zeros((1, 1), dtype=np.float32),
+            np.zeros((1, 1), dtype=np.float64),
             0,
             1,
         )
@@ -186,7 +193,7 @@ class ForestArrays:
     leaf: np.ndarray  # uint32 per node: row of values for a leaf
     roots: np.ndarray  # uint32 per tree
     depth: np.ndarray  # uint32 per tree
-    values: np.ndarray  # float32 (n_leaves, n_targets)
+    values: np.ndarray  # float64 (n_leaves, n_targets)
 
     ARRAYS: ClassVar[tuple[str, ...]] = (
         "feature",
@@ -197,7 +204,7 @@ class ForestArrays:
         "depth",
         "values",
     )
-    DTYPES: ClassVar[dict[str, Any]] = {"threshold": np.float32, "values": np.float32}
+    DTYPES: ClassVar[dict[str, Any]] = {"threshold": np.float32, "values": np.float64}
 
     @property
     def n_targets(self) -> int:
@@ -210,14 +217,15 @@ class ForestArrays:
 
     @functools.cached_property
     def padded_values(self) -> np.ndarray:
-        """:attr:`values` padded to whole SIMD registers (8 float32): the kernel's adds vectorise.
+        """:attr:`values` padded to whole SIMD registers (:data:`_LANES` float64): the kernel's
+        adds vectorise.
 
         Made once: copying the whole table on every call would cost each request dearly.
         """
-        padded = -(-self.n_targets // 8) * 8
+        padded = -(-self.n_targets // _LANES) * _LANES
         if padded == self.n_targets:
             return self.values
-        values = np.zeros((len(self.values), padded), dtype=np.float32)
+        values = np.zeros((len(self.values), padded), dtype=np.float64)
         values[:, : self.n_targets] = self.values
         return values
 
@@ -245,7 +253,7 @@ class ForestArrays:
             parts["leaf"].append(rows)
             # The table's rows in breadth-first order of the leaves, as numbered above.
             breadth_first_rows = np.searchsorted(found.leaves, order[is_leaf])
-            parts["values"].append(found.targets[breadth_first_rows].astype(np.float32))
+            parts["values"].append(found.targets[breadth_first_rows])
             parts["roots"].append(np.array([offset]))
             parts["depth"].append(np.array([depth]))
             offset += count
@@ -296,14 +304,14 @@ class ForestArrays:
             raise ValueError("a split reads a column the encoder does not produce")
 
     def run(self, encoded: np.ndarray, threads: int) -> np.ndarray:
-        """``(n, n_targets)`` float32 sums, as the ONNX graph's output; rows split on threads."""
+        """``(n, n_targets)`` float64 sums, as the ONNX graph's output; rows split on threads."""
         from concurrent.futures import ThreadPoolExecutor
 
         kernel = _kernel()
         encoded = np.ascontiguousarray(encoded, dtype=np.float32)
         self.check_width(encoded.shape[1])  # the kernel does not bound-check
         values = self.padded_values
-        out = np.empty((len(encoded), self.n_targets), dtype=np.float32)
+        out = np.empty((len(encoded), self.n_targets), dtype=np.float64)
         arrays = (self.feature, self.threshold, self.child, self.leaf, values)
         tail = (self.roots, self.depth, out)
         threads = max(1, min(threads, len(encoded) // 1024))

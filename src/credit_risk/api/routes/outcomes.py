@@ -32,10 +32,12 @@ from credit_risk.outcomes import (
     ALLOWED,
     OUTCOME_FIELDS,
     REQUEST_ID_LENGTH,
+    REQUEST_ID_PATTERN,
     ConflictingOutcomes,
     InvalidOutcomes,
     OutcomeError,
     Problem,
+    UnknownRequests,
     parse_outcomes,
     record_outcomes,
 )
@@ -45,31 +47,56 @@ PATH = "/outcomes"
 BODY_KEYS = ("outcomes", "replace")
 
 
-class OutcomeIn(BaseModel):
-    """The realised outcome of one logged decision."""
+# One outcome, as the OpenAPI document describes it (what the route accepts, exactly).
+OUTCOME_SCHEMA: dict[str, Any] = {
+    "title": "OutcomeIn",
+    "description": "The realised outcome of one logged decision.",
+    "type": "object",
+    "required": list(OUTCOME_FIELDS),
+    "additionalProperties": False,
+    "properties": {
+        "request_id": {
+            "type": "string",
+            "pattern": REQUEST_ID_PATTERN,
+            "description": ALLOWED["request_id"],
+        },
+        "outcome": {"enum": ["good", "bad", 1, 2], "description": ALLOWED["outcome"]},
+        "observed_at": {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+            ],
+            "description": ALLOWED["observed_at"],
+            "examples": ["2025-03-31", "2025-03-31T14:00:00Z"],
+        },
+    },
+}
 
-    request_id: str = Field(
-        min_length=1, max_length=REQUEST_ID_LENGTH, description=ALLOWED["request_id"]
-    )
-    outcome: Literal["good", "bad", 1, 2] = Field(description=ALLOWED["outcome"])
-    observed_at: str = Field(description=ALLOWED["observed_at"], examples=["2025-03-31"])
 
-
-def request_model(max_outcomes: int) -> type[BaseModel]:
-    """The request body's schema (documentation: the route validates the body itself)."""
-
-    class OutcomesRequest(BaseModel):
-        outcomes: list[OutcomeIn] = Field(
-            min_length=1,
-            max_length=max_outcomes,
-            description=f"1 to {max_outcomes} outcomes, recorded all together or not at all.",
-        )
-        replace: bool = Field(
-            False,
-            description="Overwrite a different stored outcome instead of refusing with 409.",
-        )
-
-    return OutcomesRequest
+def request_schema(max_outcomes: int) -> dict[str, Any]:
+    """The request body's JSON schema, inline (for the OpenAPI document: the route validates
+    the body itself, so that every problem is named with what is allowed)."""
+    return {
+        "title": "OutcomesRequest",
+        "type": "object",
+        "required": ["outcomes"],
+        "additionalProperties": False,
+        "properties": {
+            "outcomes": {
+                "type": "array",
+                "items": OUTCOME_SCHEMA,
+                "minItems": 1,
+                "maxItems": max_outcomes,
+                "description": f"1 to {max_outcomes} outcomes, recorded all together or not "
+                "at all.",
+            },
+            "replace": {
+                "type": "boolean",
+                "default": False,
+                "description": "Overwrite a different stored outcome instead of refusing with 409.",
+            },
+        },
+    }
 
 
 class OutcomeStatus(BaseModel):
@@ -88,9 +115,9 @@ class OutcomesResponse(BaseModel):
 
 
 def largest_outcome_bytes() -> int:
-    """Size of the largest valid outcome object, pretty-printed."""
+    """Size of the largest valid outcome object, pretty-printed (``"`` escapes to 2 bytes)."""
     longest = {
-        "request_id": "x" * REQUEST_ID_LENGTH,
+        "request_id": '"' * REQUEST_ID_LENGTH,
         "outcome": "good",
         "observed_at": "2025-12-31T23:59:59.999999+23:59",
     }
@@ -128,7 +155,11 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
 
 
 def _refusal(error: OutcomeError) -> FastJSONResponse:
-    status = 409 if isinstance(error, ConflictingOutcomes) else 422
+    status = 422
+    if isinstance(error, UnknownRequests):
+        status = 404
+    elif isinstance(error, ConflictingOutcomes):
+        status = 409
     problems = error.problems or [Problem("body", "", error.summary, kind="value_error")]
     return FastJSONResponse(
         {
@@ -265,6 +296,11 @@ def _latest(state: ServiceState) -> WindowPerformance | None:
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key."},
+    404: {
+        "model": ValidationErrorResponse,
+        "description": "Request ids that are not logged decisions (each named; any other "
+        "problem of the body listed after them); nothing was recorded.",
+    },
     409: {
         "model": ValidationErrorResponse,
         "description": "A decision already has a different outcome; nothing was recorded "
@@ -273,8 +309,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "The request body is over the size limit."},
     422: {
         "model": ValidationErrorResponse,
-        "description": "Invalid input or unknown request ids (each named, with what is allowed); "
-        "nothing was recorded.",
+        "description": "Invalid input (each problem named, with what is allowed); nothing was "
+        "recorded.",
     },
     503: {"model": ErrorResponse, "description": "The decision log cannot be written."},
 }
@@ -299,9 +335,7 @@ def build_router(state: ServiceState) -> APIRouter:
     limit = outcomes_body_limit(max_outcomes)
     if settings.max_body_bytes is not None:
         limit = min(limit, settings.max_body_bytes)
-    schema = request_model(max_outcomes).model_json_schema(
-        ref_template="#/components/schemas/{model}"
-    )
+    schema = request_schema(max_outcomes)
     router = APIRouter(
         tags=["outcomes"],
         responses=ERRORS if require_key else {k: v for k, v in ERRORS.items() if k != 401},

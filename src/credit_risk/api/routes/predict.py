@@ -3,9 +3,9 @@
 # No `from __future__ import annotations`: FastAPI must see the batch model built at runtime.
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from credit_risk.api.coalesce import DecisionLogUnavailable
@@ -19,6 +19,7 @@ from credit_risk.api.models import (
 )
 from credit_risk.api.responses import FastJSONResponse
 from credit_risk.api.state import ServiceState
+from credit_risk.config import Language
 from credit_risk.scoring import Scorer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -36,15 +37,28 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+LanguageQuery = Annotated[
+    Language | None,
+    Query(
+        description="Language of the reason texts: en (English) or es (Spanish); default: "
+        "the service's REASON_LANGUAGE setting (en)."
+    ),
+]
+
+
 async def score_and_log(
-    state: ServiceState, scorer: Scorer, records: Sequence[dict[str, Any]]
+    state: ServiceState,
+    scorer: Scorer,
+    records: Sequence[dict[str, Any]],
+    language: Language | None = None,
 ) -> list[dict[str, Any]]:
     """Score validated applicants, commit their decisions to the log, return the payloads.
 
     Concurrent requests are scored and logged together (see :mod:`credit_risk.api.coalesce`).
     """
+    chosen = str(language or state.settings.reason_language)
     try:
-        return await state.coalescer.submit(scorer, records, state.decision_log)
+        return await state.coalescer.submit(scorer, records, state.decision_log, chosen)
     except DecisionLogUnavailable as error:
         # A decision that cannot be recorded is not given.
         raise HTTPException(status_code=503, detail=str(error)) from error
@@ -70,9 +84,11 @@ def build_router(batch_model: type[BaseModel], require_key: bool) -> APIRouter:
         applicant: Applicant,  # type: ignore[valid-type]
         state: State,
         scorer: LoadedScorer,
+        lang: LanguageQuery = None,
     ) -> FastJSONResponse:
-        """Probability of bad, class, decision at the model's threshold, and the reasons."""
-        (payload,) = await score_and_log(state, scorer, [applicant.model_dump()])  # type: ignore[attr-defined]
+        """Probability of bad, class, decision at the model's threshold, and for a rejection
+        its principal reasons (codes and texts)."""
+        (payload,) = await score_and_log(state, scorer, [applicant.model_dump()], lang)  # type: ignore[attr-defined]
         return FastJSONResponse(payload, headers={"X-Request-ID": payload["request_id"]})
 
     @router.post(
@@ -84,10 +100,11 @@ def build_router(batch_model: type[BaseModel], require_key: bool) -> APIRouter:
         batch: batch_model,  # type: ignore[valid-type]
         state: State,
         scorer: LoadedScorer,
+        lang: LanguageQuery = None,
     ) -> FastJSONResponse:
         """Up to ``max_batch`` applicants; every decision is logged before the answer."""
         records = [a.model_dump() for a in batch.applicants]  # type: ignore[attr-defined]
-        payloads = await score_and_log(state, scorer, records)
+        payloads = await score_and_log(state, scorer, records, lang)
         return FastJSONResponse(
             {
                 "model_version": scorer.version,
