@@ -177,3 +177,45 @@ def test_out_of_time_decisions_decide_and_the_evidence_is_recorded(
     after = check_new_data(grown)
     assert after.retrain and after.new_labelled_rows == 50
     assert first.version == "1"
+
+
+def test_paired_cv_refits_each_recipe_in_its_own_family(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from credit_risk import model
+    from credit_risk.config import Family
+    from credit_risk.scorecard.family import scorecard_params
+
+    settings = make_settings(tmp_path, gate_cv_folds=3, gate_cv_repeats=1, n_jobs=1)
+    built: list[tuple[Family, ProtectedPolicy]] = []
+    real = model.build_model
+
+    def spy(settings_: Settings, params: dict[str, object]) -> object:
+        built.append((settings_.family, settings_.protected_policy))
+        return real(settings_, params)
+
+    monkeypatch.setattr(model, "build_model", spy)
+    scorecard = Recipe(
+        scorecard_params(settings), ProtectedPolicy.EXCLUDE, 1 / 6, family=Family.SCORECARD
+    )
+    forest = Recipe(
+        {**FAST_PARAMS, "calibration": "sigmoid", "calibration_folds": 3},
+        ProtectedPolicy.INCLUDE,
+        1 / 6,
+    )
+    scored = paired_cv(
+        settings,
+        load_run_data(settings),
+        Contender("1", None, scorecard, None),
+        Contender("2", None, forest, None),
+    )
+    assert (
+        built
+        == [
+            (Family.SCORECARD, ProtectedPolicy.EXCLUDE),
+            (Family.FOREST, ProtectedPolicy.INCLUDE),
+        ]
+        * 3
+    )
+    assert scored.comparison.rows == 1000 and not np.isnan(scored.champion).any()
+    assert not np.allclose(scored.champion, scored.challenger)
