@@ -30,13 +30,21 @@ def test_drift_retrains_only_when_labelled_data_is_new_to_the_champion(
     train(settings, params=FAST_PARAMS)  # the champion: no labelled decisions exist yet
 
     def drifted(settings_: Any, since: Any = None, **_: Any) -> monitoring.DriftResult:
+        alarm = pd.DataFrame(
+            {
+                "attribute": ["probability_bad"],
+                "test": ["ks"],
+                "rows": [300],
+                "statistic": [0.4],
+                "threshold": [0.2],
+                "p_value": [0.0001],
+                "alarm": [True],
+                "psi": [0.4],
+            }
+        )
+        version = monitoring.VersionDrift("1", 300, None, alarm, enough_data=True)
         return monitoring.DriftResult(
-            table=pd.DataFrame({"attribute": ["score"], "psi": [0.4]}),
-            drift=True,
-            reasons=["score: PSI 0.40 >= 0.25"],
-            reference_rows=200,
-            current_rows=300,
-            report_path=tmp_path / "drift.html",
+            [version], 0.05, 50, 1, 0.05, 999, report_path=tmp_path / "drift.html"
         )
 
     retrained: list[Any] = []
