@@ -7,6 +7,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
@@ -126,15 +127,37 @@ def train(
     )
 
 
+class ScoringEngine(StrEnum):
+    """Where ``credit-risk predict`` scores: this process, or a Spark job."""
+
+    local = "local"
+    spark = "spark"
+
+
 @app.command()
 def predict(
-    input: Annotated[Path, typer.Option("--input", help="UCI-format or CSV file.")],
-    output: Annotated[Path, typer.Option("--output", help="CSV to write.")],
+    # Text, not Path: with --engine spark these are URLs (s3a://, hdfs://) that Path would mangle.
+    input: Annotated[
+        str, typer.Option("--input", help="UCI-format or CSV file (spark: also Parquet, any URL).")
+    ],
+    output: Annotated[
+        str, typer.Option("--output", help="CSV to write (spark: a Parquet or .csv folder).")
+    ],
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (memory grows with it).")
     ] = 50_000,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    engine: Annotated[
+        ScoringEngine,
+        typer.Option("--engine", help="local: this process; spark: a Spark job (pyspark)."),
+    ] = ScoringEngine.local,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master", help="Spark master URL (default: spark-submit's, else local[*])."
+        ),
+    ] = None,
 ) -> None:
     """Score a file of applicants, streaming, into a CSV (probability, class, decision)."""
     from tqdm import tqdm
@@ -143,15 +166,38 @@ def predict(
     from credit_risk.scoring import Scorer, predict_file
 
     folder = model or get_settings().model_dir
+    if engine is ScoringEngine.spark:
+        _predict_with_spark(folder, input, output, spark_master, chunk_rows, progress)
+        return
+    if spark_master is not None:
+        raise typer.BadParameter("only used with --engine spark", param_hint="--spark-master")
     # Light load from the verified fast-path cache when intact (no MLflow, no scikit-learn).
     scorer = Scorer.from_folder(folder, batch=True)
     with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
         try:
-            rows = predict_file(scorer, input, output, chunk_rows, progress=bar.update)
+            rows = predict_file(scorer, Path(input), Path(output), chunk_rows, progress=bar.update)
         except DataValidationError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from error
     typer.echo(f"wrote {rows} rows to {output}")
+
+
+def _predict_with_spark(
+    folder: Path, input: str, output: str, master: str | None, chunk_rows: int, progress: bool
+) -> None:
+    """``predict --engine spark`` (:mod:`credit_risk.spark_batch`); exit 2 on rejected rows."""
+    from credit_risk.spark_batch import SparkBatchError, predict_with_spark
+
+    try:
+        run = predict_with_spark(folder, input, output, master, chunk_rows, progress)
+    except SparkBatchError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(run.summary())
+    problem = run.problem()
+    if problem is not None:
+        typer.echo(problem, err=True)
+    raise typer.Exit(run.exit_code)
 
 
 @app.command()
