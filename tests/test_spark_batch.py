@@ -2,8 +2,8 @@
 
 One Spark session for the module (the command uses the active session). Its small
 ``maxPartitionBytes`` splits german.data (~80 kB) into four partitions, so that the order of the
-part files and the lines of rejects in later blocks are exercised. Deselect with ``-m 'not spark'``
-(needs pyspark and a Java runtime: ``make install-spark``).
+part files and the lines of rejects in later blocks are exercised. Deselect with ``-m 'not spark'``;
+skipped without a Java runtime (``make install-spark`` installs one, ``.ci/run`` too).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner, Result
 
+from credit_risk import spark_batch
 from credit_risk.cli import app
 from credit_risk.data import not_allowed, read_applicants
 from credit_risk.fastpath import TREES_FILE
@@ -28,6 +29,8 @@ from credit_risk.schema import BY_NAME
 from credit_risk.scoring import Scorer
 from credit_risk.spark_batch import (
     REJECT_COLUMNS,
+    ModelNotVerified,
+    ShippedModel,
     load_shipped,
     rejects_path,
     ship_model,
@@ -268,18 +271,28 @@ def test_spark_master_needs_the_spark_engine(model_dir: Path, tmp_path: Path) ->
     assert "--spark-master" in result.output
 
 
-def test_executors_load_the_verified_cache_and_refuse_a_tampered_one(model_dir: Path) -> None:
+def test_the_shipped_cache_loads_verified_and_a_tampered_one_is_refused(
+    spark: Any, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shipped = ship_model(model_dir)
     applicants = read_applicants(DATA).features.head(50)
     local = Scorer.from_folder(model_dir, batch=True).score(applicants, engine="trees")
     pd.testing.assert_frame_equal(load_shipped(shipped).score(applicants, engine="trees"), local)
 
-    tampered = dict(shipped.cache)
-    payload = bytearray(tampered[TREES_FILE])
+    payload = bytearray(shipped.cache[TREES_FILE])
     payload[-100] ^= 1
-    tampered[TREES_FILE] = bytes(payload)
-    with pytest.raises(RuntimeError, match="does not verify"):
-        load_shipped(type(shipped)(shipped.metadata, shipped.files, tampered, shipped.source))
+    tampered = ShippedModel(
+        shipped.metadata, shipped.files, {**shipped.cache, TREES_FILE: bytes(payload)}, "x"
+    )
+    with pytest.raises(ModelNotVerified, match="does not verify"):
+        load_shipped(tampered)
+    # The command checks what it broadcasts the way an executor does, and stops before scoring.
+    monkeypatch.setattr(spark_batch, "ship_model", lambda folder: tampered)
+    out = tmp_path / "scored.parquet"
+    result = predict(model_dir, DATA, out, "--engine", "spark")
+    assert result.exit_code == 2
+    assert "error: the fast path of x does not verify" in result.output
+    assert not out.exists()
 
 
 def test_rejects_path_sits_beside_the_output() -> None:

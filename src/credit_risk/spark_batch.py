@@ -80,7 +80,11 @@ _UCI_HINT = "the UCI format has 20 attributes (optionally followed by the class 
 
 
 class SparkBatchError(ValueError):
-    """Scoring on Spark cannot start: the message says what is missing or wrong."""
+    """Scoring on Spark cannot start or finish: the message says what is missing or wrong."""
+
+
+class ModelNotVerified(RuntimeError):
+    """The shipped fast path does not verify where it was loaded (driver or executor)."""
 
 
 # -- the model, shipped to the executors ------------------------------------------------------
@@ -140,14 +144,14 @@ def load_shipped(shipped: ShippedModel) -> Scorer:
     """The scorer, from shipped cache files, verified as a local load verifies it.
 
     Raises:
-        RuntimeError: the cache does not verify with the code installed here.
+        ModelNotVerified: the cache does not verify with the code installed here.
     """
     with tempfile.TemporaryDirectory(prefix="credit-risk-fastpath-") as folder:
         for name, payload in shipped.cache.items():
             (Path(folder) / name).write_bytes(payload)
         fast = load_cached(Path(folder), shipped.metadata, shipped.files)
     if fast is None:
-        raise RuntimeError(
+        raise ModelNotVerified(
             f"the fast path of {shipped.source} does not verify on {socket.gethostname()} "
             "(the executors' credit_risk or its dependencies differ from the driver's? the "
             "worker's log says which check failed)"
@@ -698,13 +702,28 @@ def _exists(spark: SparkSession, path: str) -> bool:
 
 
 def _write(frame: DataFrame, path: str) -> None:
-    """Parquet, or CSV with a header when the path ends in ``.csv``; never over a path."""
+    """Parquet, or CSV with a header when the path ends in ``.csv``; never over a path.
+
+    Raises:
+        SparkBatchError: the path exists, or an executor's fast path did not verify.
+    """
+    from pyspark.errors import PythonException
+
     writer = frame.write.mode("errorifexists")
-    with _spark_errors(path):
-        if path.rstrip("/").endswith(".csv"):
-            writer.options(header=True, escape='"').csv(path)
-        else:
-            writer.parquet(path)
+    try:
+        with _spark_errors(path):
+            if path.rstrip("/").endswith(".csv"):
+                writer.options(header=True, escape='"').csv(path)
+            else:
+                writer.parquet(path)
+    except PythonException as error:
+        # The worker's own message, not a page of JVM and Python traceback.
+        refused = f"{ModelNotVerified.__name__}: "
+        last = [line for line in str(error).splitlines() if line.startswith(refused)]
+        if not last:
+            raise
+        reason = last[-1][len(refused) :]
+        raise SparkBatchError(f"an executor refused the model: {reason}") from error
 
 
 def _map_in_arrow(frame: DataFrame, task: Callable[..., Any], schema: pa.Schema) -> DataFrame:
@@ -717,9 +736,13 @@ def score_source(
     spark: SparkSession, source: Source, shipped: ShippedModel, output: str, chunk_rows: int
 ) -> tuple[int, int]:
     """Score every valid row of the input into ``output``; return rows scored and rejected."""
+    try:
+        driver_scorer = load_shipped(shipped)
+    except ModelNotVerified as error:
+        raise SparkBatchError(str(error)) from error
     model = spark.sparkContext.broadcast(shipped)
     try:
-        schema = output_schema(load_shipped(shipped))
+        schema = output_schema(driver_scorer)
         context = spark.sparkContext
         task = ScoreTask(
             model, source.format, schema, chunk_rows, context.accumulator(0), context.accumulator(0)
