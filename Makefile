@@ -9,7 +9,7 @@ MODEL_DIR ?= models/champion
 
 .PHONY: run test install install-dev install-spark train serve mlflow-ui prefect-ui flow lint lock \
         bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
-        monitor bench-calibration bench-protected bench-batch bench-engines bench-drift bench-reasons bench-recourse bench-spark screenshot
+        monitor bench-calibration bench-protected bench-batch bench-engines bench-drift bench-reasons bench-recourse bench-spark bench-lifecycle screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -116,6 +116,7 @@ BENCH_drift := drift_alarms
 BENCH_reasons := reasons
 BENCH_recourse := recourse
 BENCH_spark := spark_batch
+BENCH_lifecycle := lifecycle
 BENCHES := $(patsubst BENCH_%,bench-%,$(filter BENCH_%,$(.VARIABLES)))
 
 $(BENCHES): bench-%: install

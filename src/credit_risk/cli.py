@@ -163,6 +163,14 @@ class TrainingFlags:
             "--protected", help="include or exclude protected attributes as model inputs."
         ),
     ] = None
+    with_outcomes: Annotated[
+        bool | None,
+        typer.Option(
+            "--with-outcomes/--without-outcomes",
+            help="Also train on the decision log's labelled decisions (logged inputs with "
+            "realised outcomes); default: CREDIT_RISK_TRAIN_WITH_OUTCOMES.",
+        ),
+    ] = None
 
     def settings(self, **extra: object) -> Settings:
         """Settings for a training or tuning command: these flags over the environment."""
@@ -174,6 +182,7 @@ class TrainingFlags:
             storage=self.storage,
             study_name=self.study_name,
             protected_policy=self.protected,
+            train_with_outcomes=self.with_outcomes,
             **extra,
         )
 
