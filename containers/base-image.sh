@@ -40,7 +40,7 @@ start=$(date +%s)
 # Like the official slim image: no documentation, manual pages or translations; apt's lists
 # and caches are removed by mmdebstrap's own clean-up.
 # The merged-/usr hook sets /usr up itself, so the usrmerge package and Perl (50 MB) stay out.
-mmdebstrap --variant=minbase --quiet \
+if ! mmdebstrap --variant=minbase --quiet \
   --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   --include=python3.11,python3.11-venv,ca-certificates \
   --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -50,13 +50,17 @@ mmdebstrap --variant=minbase --quiet \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --customize-hook='ln -sf /usr/bin/python3.11 "$1/usr/local/bin/python"' \
   --customize-hook='ln -sf /usr/bin/python3.11 "$1/usr/local/bin/python3"' \
-  bookworm "$work/rootfs.tar" "$SOURCES"
+  bookworm "$work/rootfs.tar" "$SOURCES" >"$work/mmdebstrap.log" 2>&1; then
+  tail -n 60 "$work/mmdebstrap.log" >&2
+  echo "mmdebstrap failed (last 60 lines above)" >&2
+  exit 1
+fi
 
 "$PODMAN" import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV LANG=C.UTF-8' \
   --change 'CMD ["python3"]' \
   --message "python3.11 on Debian bookworm, from Debian packages (containers/base-image.sh)" \
-  "$work/rootfs.tar" "$TAG" >/dev/null
+  "$work/rootfs.tar" "$TAG" >/dev/null 2>&1
 echo "base image $TAG built in $(( $(date +%s) - start )) s:" \
   "$("$PODMAN" image inspect --format '{{.Size}}' "$TAG") bytes"
