@@ -9,7 +9,7 @@ MODEL_DIR ?= models/champion
 
 .PHONY: run test install install-dev install-spark train serve mlflow-ui prefect-ui flow lint lock \
         bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
-        monitor bench-calibration bench-protected bench-batch bench-engines bench-drift bench-reasons bench-recourse bench-spark bench-lifecycle screenshot
+        monitor bench-calibration bench-protected bench-batch bench-engines bench-drift bench-reasons bench-recourse bench-spark bench-lifecycle screenshot image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -86,6 +86,10 @@ screenshot: install-dev
 	CREDIT_RISK_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BIN)/python -m pytest -p no:xdist \
 		tests/api/test_browser.py -k scores_an_applicant
 
+## image: build the base image (Debian packages), the full and the slim serving image with podman
+image:
+	containers/build.sh
+
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks *.py
 	$(BIN)/ruff format --check src tests benchmarks *.py
@@ -95,6 +99,8 @@ lint: install-dev
 lock: | $(BIN)/python
 	$(UV) pip compile --python-version 3.11 requirements.in -o requirements.txt
 	$(UV) pip compile --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+	$(UV) pip compile --python-version 3.11 requirements-serve.in -c requirements.txt \
+		-o requirements-serve.txt
 
 bench: bench-quality
 
