@@ -9,7 +9,7 @@ MODEL_DIR ?= models/champion
 
 .PHONY: run test install install-dev train serve mlflow-ui prefect-ui flow lint lock \
         bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
-        monitor bench-calibration bench-protected bench-batch bench-engines bench-drift bench-reasons screenshot
+        monitor bench-calibration bench-protected bench-batch bench-engines bench-drift bench-reasons bench-recourse screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -100,6 +100,7 @@ BENCH_tuning := tuning_scaleout
 BENCH_gauges := realised_gauges
 BENCH_drift := drift_alarms
 BENCH_reasons := reasons
+BENCH_recourse := recourse
 BENCHES := $(patsubst BENCH_%,bench-%,$(filter BENCH_%,$(.VARIABLES)))
 
 $(BENCHES): bench-%: install

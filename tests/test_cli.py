@@ -62,7 +62,7 @@ def test_reasons_prints_the_model_folders_codes(model_dir: Path, tmp_path: Path)
     result = runner.invoke(app, ["reasons", "--model", str(model_dir)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert "version 1" in lines[0]
+    assert "version 1" in lines[0] and "a forest model" in lines[0] and "log-odds" in lines[0]
     codes = [row["code"] for row in builtin_table()["codes"]]
     assert [line.split()[0] for line in lines[1:]] == codes
     assert any(
@@ -104,3 +104,22 @@ def test_predict_writes_reason_codes_and_spanish_texts(model_dir: Path, tmp_path
     checking = frame["reason_code_1"] == "R01-A11"
     assert checking.any()
     assert (frame.loc[checking, "reason_text_1"] == "Estado de la cuenta corriente: < 0 DM").all()
+
+
+def test_info_shows_the_family_also_of_folders_exported_before_families(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    result = runner.invoke(app, ["info", "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[: result.output.rindex("}") + 1])["family"] == "forest"
+    older = tmp_path / "older"
+    shutil.copytree(model_dir, older)
+    metadata = json.loads((older / "metadata.json").read_text())
+    del metadata["family"]
+    (older / "metadata.json").write_text(json.dumps(metadata))
+    result = runner.invoke(app, ["info", "--model", str(older)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[: result.output.rindex("}") + 1])["family"] == "forest"

@@ -461,3 +461,12 @@ def test_logged_labels_are_read_back_as_codes(applicants: pd.DataFrame) -> None:
     )
     assert frame.loc[0, "foreign_worker"] == "A202"
     assert frame.loc[0, SCORE] == 0.2
+
+
+def test_reading_a_missing_sqlite_log_creates_nothing(tmp_path: Path) -> None:
+    """The monitor flow reads the log too: a log that is not there stays not there."""
+    from credit_risk.monitor import read_decisions
+
+    missing = tmp_path / "nothing.db"
+    assert read_decisions(f"sqlite:///{missing}").empty
+    assert not missing.exists()

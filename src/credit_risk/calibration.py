@@ -16,17 +16,34 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import brier_score_loss
 
 from credit_risk.model import forests_of
+from credit_risk.scorecard.model import PointsScorecard
 
 
 def raw_probability(pipeline: Any, applicants: pd.DataFrame) -> np.ndarray:
-    """Probability of bad from the pipeline's forest(s) before calibration (averaged)."""
+    """Probability of bad from the pipeline's forest(s) before calibration (averaged).
+
+    A points scorecard's "before" is the probability its scaling says the points stand for.
+    """
+    if isinstance(pipeline, PointsScorecard):
+        return pipeline.scaling_probability(applicants)
     encoded = pipeline[:-1].transform(applicants)
     forests = forests_of(pipeline.named_steps["classifier"])
     return np.mean([forest.predict_proba(encoded)[:, 1] for forest in forests], axis=0)
 
 
 def is_calibrated(pipeline: Any) -> bool:
+    if isinstance(pipeline, PointsScorecard):
+        return pipeline.calibration != "none"
     return isinstance(pipeline.named_steps["classifier"], CalibratedClassifierCV)
+
+
+def calibration_method(pipeline: Any) -> str:
+    """The calibrator's method (sigmoid, isotonic), or "none"."""
+    if not is_calibrated(pipeline):
+        return "none"
+    if isinstance(pipeline, PointsScorecard):
+        return str(pipeline.calibration)
+    return str(pipeline.named_steps["classifier"].method)
 
 
 def brier_before_after(pipeline: Any, applicants: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
@@ -39,6 +56,10 @@ def brier_before_after(pipeline: Any, applicants: pd.DataFrame, y: np.ndarray) -
         "brier_uncalibrated": float(brier_score_loss(y, raw_probability(pipeline, applicants))),
         "brier_calibrated": float(brier_score_loss(y, pipeline.predict_proba(applicants)[:, 1])),
     }
+
+
+def _raw_name(pipeline: Any) -> str:
+    return "points by their scaling" if isinstance(pipeline, PointsScorecard) else "forest"
 
 
 def save_reliability_plot(
@@ -59,7 +80,7 @@ def save_reliability_plot(
         n_bins=n_bins,
         strategy="quantile",
         ax=ax,
-        name=f"forest, uncalibrated (Brier {scores['brier_uncalibrated']:.3f})",
+        name=f"{_raw_name(pipeline)}, uncalibrated (Brier {scores['brier_uncalibrated']:.3f})",
     )
     if is_calibrated(pipeline):
         CalibrationDisplay.from_predictions(

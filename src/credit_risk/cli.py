@@ -21,6 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from credit_risk.config import (
+    Family,
     Language,
     Objective,
     ProtectedPolicy,
@@ -216,6 +217,14 @@ def train(
             "cost-optimal threshold of the out-of-fold predictions. Cost and auc objectives.",
         ),
     ] = None,
+    family: Annotated[
+        Family | None,
+        typer.Option(
+            "--family",
+            help="forest: the tuned balanced random forest (default); scorecard: a points "
+            "scorecard (not tuned; --trials is ignored).",
+        ),
+    ] = None,
     verbose: VerboseOption = True,
 ) -> None:
     """Tune, train, evaluate, log to MLflow, register, gate and export a model."""
@@ -223,7 +232,7 @@ def train(
     from credit_risk.train import train as run_training
 
     _logging(verbose)
-    settings = flags.settings(threshold_rule=threshold_rule)
+    settings = flags.settings(threshold_rule=threshold_rule, family=family)
     result = run_training(settings, output=output)
     typer.echo(result_summary(result))
     typer.echo(
@@ -305,13 +314,15 @@ def info(model: Annotated[Path | None, typer.Option("--model")] = None) -> None:
 
     settings = get_settings()
     folder = model or settings.model_dir
-    metadata = read_metadata(folder)
+    # Folders exported before there were families hold a forest.
+    metadata = {"family": Family.FOREST.value, **read_metadata(folder)}
     typer.echo(
         json.dumps(
             {
                 k: metadata[k]
                 for k in (
                     "model_name",
+                    "family",
                     "model_version",
                     "run_id",
                     "trained_at",
@@ -569,6 +580,95 @@ def card(
     typer.echo(f"wrote {output}")
 
 
+scorecard_app = typer.Typer(
+    help="The points scorecard: information-value report, points table, SQL.",
+    no_args_is_help=True,
+)
+app.add_typer(scorecard_app, name="scorecard")
+ModelFolderOption = Annotated[
+    Path | None, typer.Option("--model", help="Exported scorecard folder (default: champion).")
+]
+
+
+def _points_table(model: Path | None) -> tuple[Any, float]:
+    """The points table and threshold of an exported scorecard folder."""
+    from credit_risk.model_folder import METADATA_FILE, read_metadata
+    from credit_risk.scorecard.lookup import points_lookup
+
+    folder = model or get_settings().model_dir
+    metadata = read_metadata(folder)
+    lookup = points_lookup(metadata, folder / METADATA_FILE)
+    if lookup is None:
+        raise UserError(
+            f"{folder} holds a {metadata.get('family', Family.FOREST.value)} model, not a "
+            "scorecard; train one with `credit-risk train --family scorecard --output DIR`"
+        )
+    return lookup.table, float(metadata["threshold"])
+
+
+@scorecard_app.command("report")
+def scorecard_report(
+    data: DataOption = None,
+    seed: SeedOption = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1)] = 5,
+    folds: Annotated[int, typer.Option("--folds", min=2)] = 5,
+) -> None:
+    """Fit on every row: IV report and points; then repeated-CV cost and ROC AUC."""
+    from credit_risk.data import load_training_data
+    from credit_risk.scorecard.family import build_scorecard
+    from credit_risk.scorecard.report import (
+        cross_validate_scorecard,
+        format_evaluation,
+        format_iv_report,
+    )
+
+    settings = get_settings(data_path=data, seed=seed)
+    dataset = load_training_data(settings)
+    if dataset.target is None:
+        raise UserError(f"{settings.data_path}: no class column; the report needs labelled rows")
+    model = build_scorecard(settings).fit(dataset.features, dataset.target.to_numpy())
+    typer.echo(format_iv_report(model.points_table, len(dataset.features)))
+    typer.echo("")
+    typer.echo(format_evaluation(cross_validate_scorecard(settings, repeats, folds)))
+
+
+@scorecard_app.command("table")
+def scorecard_table(
+    model: ModelFolderOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="CSV to write (default: stdout).")
+    ] = None,
+) -> None:
+    """The exported scorecard's points table as CSV (one row per bin)."""
+    from credit_risk.files import write_text_atomic
+    from credit_risk.scorecard.report import points_csv
+
+    table, _ = _points_table(model)
+    if output is None:
+        typer.echo(points_csv(table), nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output, points_csv(table))
+    typer.echo(f"wrote {output}")
+
+
+@scorecard_app.command("sql")
+def scorecard_sql(
+    model: ModelFolderOption = None,
+    source: Annotated[
+        str, typer.Option("--source", help="Table of applicants (columns: codebook names).")
+    ] = "applicants",
+    expression: Annotated[
+        bool, typer.Option("--expression", help="Only the points expression, not a query.")
+    ] = False,
+) -> None:
+    """SQL that scores a table: points (one CASE per attribute), decision, probability."""
+    from credit_risk.scorecard.sql import points_sql, score_query
+
+    table, threshold = _points_table(model)
+    typer.echo(points_sql(table) if expression else score_query(table, source, threshold) + ";")
+
+
 # --- reason codes (adverse-action reasons; see credit_risk.reasons) ---
 
 
@@ -582,17 +682,24 @@ def reasons(
     import json
 
     from credit_risk.model_folder import ModelFolderError, load_reason_codes, read_metadata
+    from credit_risk.reasons import UNIT_LOG_ODDS, UNIT_MEANING, UNIT_POINTS
 
     folder = model or get_settings().model_dir
     try:
-        codes = load_reason_codes(folder, read_metadata(folder))
+        metadata = read_metadata(folder)
+        codes = load_reason_codes(folder, metadata)
     except ModelFolderError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     if as_json:
         typer.echo(json.dumps(codes.to_json(), indent=1, ensure_ascii=False))
         return
-    typer.echo(f"reason codes version {codes.version} ({folder}); protected attributes: never")
+    family = metadata.get("family", Family.FOREST.value)
+    unit = UNIT_POINTS if family == Family.SCORECARD else UNIT_LOG_ODDS
+    typer.echo(
+        f"reason codes version {codes.version} ({folder}, a {family} model: reasons ranked by "
+        f"{UNIT_MEANING[unit]}); protected attributes: never"
+    )
     for code in codes.codes:
         typer.echo(f"{code.code:<9} {code.condition_text:<42} {code.text[lang.value]}")
 

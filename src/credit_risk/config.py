@@ -50,6 +50,18 @@ class ProtectedPolicy(StrEnum):
     EXCLUDE = "exclude"
 
 
+class Family(StrEnum):
+    """The kind of model a training run fits.
+
+    ``forest``: the tuned, calibrated balanced random forest. ``scorecard``: a points
+    scorecard (monotone binning, logistic regression on weight of evidence, integer points;
+    :mod:`credit_risk.scorecard`).
+    """
+
+    FOREST = "forest"
+    SCORECARD = "scorecard"
+
+
 class Language(StrEnum):
     """Languages of the reason texts (the reason-code table has each)."""
 
@@ -97,6 +109,17 @@ class Settings(BaseSettings):
     # Cost matrix from german.doc: a bad applicant accepted costs 5, a good one rejected 1.
     cost_bad_accepted: float = Field(5.0, ge=0)
     cost_good_rejected: float = Field(1.0, ge=0)
+
+    # The model family `credit-risk train` fits (the forest is tuned; the scorecard is not).
+    family: Family = Family.FOREST
+    # Points scorecard (credit_risk.scorecard): base_points at base_odds goods per bad, pdo
+    # points to double the odds; attributes under min_iv are left out; each bin holds at least
+    # min_bin_size of the training rows.
+    scorecard_base_points: float = 600.0
+    scorecard_base_odds: float = Field(50.0, gt=0)
+    scorecard_pdo: float = Field(20.0, gt=0)
+    scorecard_min_iv: float = Field(0.02, ge=0)
+    scorecard_min_bin_size: float = Field(0.05, gt=0, le=0.5)
 
     # Optuna: None means an in-memory study; any Optuna storage URL otherwise.
     storage: str | None = None

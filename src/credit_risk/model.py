@@ -12,6 +12,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from credit_risk.config import Family, ProtectedPolicy, Settings
 from credit_risk.features import FeatureEngineer, category_levels, output_columns
 
 # Types that MLflow's skops loader must trust to load our artifact (safer than pickle).
@@ -37,6 +38,8 @@ SKOPS_TRUSTED_TYPES: list[str] = [
     "pandas.core.arrays.string_.StringDtype",
     "collections.OrderedDict",
     "collections.defaultdict",
+    # The points scorecard (credit_risk.scorecard): its fitted state is plain JSON data.
+    "credit_risk.scorecard.model.PointsScorecard",
 ]
 
 # imbalanced-learn's defaults expressed in the search space (max_features "sqrt" of the 59
@@ -125,6 +128,20 @@ def build_pipeline(
             ("classifier", classifier),
         ]
     )
+
+
+def build_model(settings: Settings, params: dict[str, Any]) -> Any:
+    """An unfitted model of ``settings.family`` with ``params``, under the settings' policy.
+
+    The forest: :func:`build_pipeline`. The scorecard:
+    :func:`credit_risk.scorecard.family.build_scorecard`.
+    """
+    if settings.family is Family.SCORECARD:
+        from credit_risk.scorecard.family import build_scorecard
+
+        return build_scorecard(settings, params)
+    drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
+    return build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
 
 
 def forests_of(classifier: Any) -> list[Any]:

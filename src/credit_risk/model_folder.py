@@ -1,14 +1,16 @@
 """An exported model folder, checked as a whole before anything is scored with it.
 
-The folder holds ``metadata.json`` (threshold, version, metrics, the reasons' approved
-reference), ``reason_codes.json`` (the reason-code table, see :mod:`credit_risk.reasons`),
+The folder holds ``metadata.json`` (threshold, version, metrics, family, a forest's approved
+reference or a scorecard's points table), ``reason_codes.json`` (the reason-code table, see
+:mod:`credit_risk.reasons`),
 ``model/`` (the fitted pipeline, an MLflow model), the drift monitor's reference
 (``drift_reference.json``, named by the metadata key ``drift_reference``; see
 :mod:`credit_risk.monitor`) and, once verified, ``fastpath/`` (see :mod:`credit_risk.fastpath`).
 :func:`read_metadata` validates the metadata against :class:`ModelMetadata` (a threshold
 strictly between 0 and 1, a reason reference below it, the keys the service and the CLI read,
-their types); :func:`load_reason_codes` checks the table against the sha256 and version the
-metadata lists and validates its content; and
+their types, and per family: a points scorecard holds its points table and no reference, a
+forest no table); :func:`load_reason_codes` checks the table against the sha256 and version
+the metadata lists and validates its content; and
 :func:`model_file_digests` fingerprints ``model/`` so that the fast-path cache is trusted only
 for exactly the files it was verified with. Every failure is a :class:`ModelFolderError` that
 names the file and the field. Light on imports: serving from the cache needs no MLflow.
@@ -32,7 +34,7 @@ from pydantic import (
     field_validator,
 )
 
-from credit_risk.config import Objective
+from credit_risk.config import Family, Objective
 from credit_risk.reasons import (
     REASON_CODES_FILE,
     ReasonCodes,
@@ -41,6 +43,7 @@ from credit_risk.reasons import (
     table_sha256,
 )
 from credit_risk.schema import FEATURE_NAMES
+from credit_risk.scorecard.table import PointsTable
 
 METADATA_FILE = "metadata.json"
 MODEL_SUBDIR = "model"
@@ -121,9 +124,16 @@ class ModelMetadata(BaseModel):
     # File of the drift monitor's reference inside the folder; absent in folders exported
     # before references were stored with the model (the monitor then says so).
     drift_reference: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    # The kind of model (absent in folders exported before there were families: a forest).
+    family: Family = Family.FOREST
+    # A points scorecard's table (credit_risk.scorecard.table): its whole fitted state, what
+    # serving looks up and what its reasons are measured against. Only a scorecard has one.
+    scorecard: PointsTable | None = None
     # Adverse-action reasons: the code table saved with the model and the approved reference.
     reason_codes: ReasonCodesRecord
-    # Null for a model that cannot give reasons (never promoted; refused by the scorer).
+    # A forest's approved reference; null for a forest that cannot give reasons (never
+    # promoted; refused by the scorer), and always null for a scorecard (its reasons are the
+    # points lost against each attribute's best bin, read from its table).
     reason_reference: ReasonReferenceRecord | None
 
     @field_validator("trained_at")
@@ -165,6 +175,7 @@ def validate_metadata(metadata: Any, source: Path | str) -> ModelMetadata:
         if len(problems) > _MAX_LISTED:
             problem += f" (and {len(problems) - _MAX_LISTED} more)"
         raise ModelFolderError(source, problem, field) from error
+    _check_family(validated, source)
     # The reasons' guarantee needs the reference on the approved side of the threshold.
     reference = validated.reason_reference.probability_bad if validated.reason_reference else 0.0
     if not reference < validated.threshold:
@@ -175,6 +186,28 @@ def validate_metadata(metadata: Any, source: Path | str) -> ModelMetadata:
             "reason_reference.probability_bad",
         )
     return validated
+
+
+def _check_family(validated: ModelMetadata, source: Path | str) -> None:
+    """What each family must (and must not) hold for its reasons."""
+    if validated.family is Family.SCORECARD:
+        if validated.scorecard is None:
+            raise ModelFolderError(
+                source, "required for a scorecard model but missing (its points table)", "scorecard"
+            )
+        if validated.reason_reference is not None:
+            raise ModelFolderError(
+                source,
+                "must be null for a scorecard: its reasons are the points lost against each "
+                "attribute's best bin (its table), not an approved reference",
+                "reason_reference",
+            )
+    elif validated.scorecard is not None:
+        raise ModelFolderError(
+            source,
+            f"only a scorecard model has a points table, and family is {validated.family.value}",
+            "scorecard",
+        )
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:

@@ -859,8 +859,18 @@ def read_decisions(
     """The decision log's rows in a time window (see :mod:`credit_risk.decision_log`)."""
     import sqlalchemy as sa
 
-    from credit_risk.decision_log import decisions_table, make_engine
+    from credit_risk.decision_log import (
+        DecisionLogError,
+        check_log_exists,
+        decisions_table,
+        make_engine,
+    )
 
+    try:  # connecting to a SQLite file that is not there would create an empty log
+        check_log_exists(url)
+    except DecisionLogError as error:
+        log.warning("%s: no decisions to read", error)
+        return decisions_to_frame([])
     table = decisions_table
     query = sa.select(
         table.c.request_id,

@@ -26,6 +26,18 @@ has ``d_j > 0`` whenever the protected ones together do not outweigh the rest. W
 the rejection carries the single code :data:`FALLBACK_CODE`, which says so and asks for a
 review by a person rather than citing a factor that did not raise the risk.
 
+**Points scorecards** (:mod:`credit_risk.scorecard`) give the standard scorecard reasons
+instead (:class:`PointsExplainer`): the points the applicant lost on each attribute against
+that attribute's best bin, largest first, under the same rules (rejections only, never a
+protected attribute, at most :data:`MAX_REASONS`, the same codes). More points mean a lower
+probability of bad (the table's calibration slope is negative), so moving a cited attribute to
+its best bin would lower this applicant's served probability: each reason raised the risk. A
+scorecard whose best possible score is rejected cannot give reasons (it is never promoted or
+served); otherwise a rejection under ``exclude`` always lost points on some attribute that may
+be cited, and under ``include`` one that lost points only on protected attributes gets
+:data:`FALLBACK_CODE`. Contributions are in :data:`UNIT_POINTS` there, :data:`UNIT_LOG_ODDS`
+for the forest.
+
 **Codes.** :data:`REASON_CODES` is the versioned table (code, attribute, condition, English and
 Spanish text): one code per value of each categorical attribute (``R01-A11``) and per band of
 each numeric one (``R02-B5``: 48 months or more). English texts come from the codebook
@@ -57,6 +69,14 @@ DEFAULT_LANGUAGE = "en"
 FALLBACK_CODE = "R00"
 # Slots of a ranked-reason matrix: no reason, or the fallback instead of an attribute.
 NO_REASON, FALLBACK = -1, -2
+# What a reason's contribution is measured in: the forest's calibrated log-odds above the
+# approved reference, or a scorecard's points lost against the attribute's best bin.
+UNIT_LOG_ODDS, UNIT_POINTS = "log_odds", "points"
+UNIT_MEANING: dict[str, str] = {
+    UNIT_LOG_ODDS: "log-odds of bad above those of the approved training applicants, on the "
+    "served (calibrated) scale",
+    UNIT_POINTS: "points lost on the attribute against its best bin (a points scorecard)",
+}
 # Probabilities are clipped this far from 0 and 1 before taking log-odds.
 _LOGIT_EPS = 1e-9
 
@@ -615,6 +635,7 @@ class Explainer:
     codes: ReasonCodes
     threshold: float
     limit: int = MAX_REASONS
+    unit: ClassVar[str] = UNIT_LOG_ODDS
 
     @functools.cached_property
     def _reference(self) -> np.ndarray:
@@ -714,6 +735,87 @@ class Explainer:
 
     def code_row(self, k: int, record: Mapping[str, Any]) -> int:
         """The table row of reason ``k`` (an attribute index or FALLBACK) for an applicant."""
-        if k == FALLBACK:
-            return self.codes.fallback
-        return self.codes.code_index(k, record[ATTRIBUTES[k].name])
+        return _code_row(self.codes, k, record)
+
+
+def _code_row(codes: ReasonCodes, k: int, record: Mapping[str, Any]) -> int:
+    if k == FALLBACK:
+        return codes.fallback
+    return codes.code_index(k, record[ATTRIBUTES[k].name])
+
+
+@dataclass(frozen=True)
+class PointsExplainer:
+    """Ranks a points scorecard's adverse reasons: points lost against each best bin.
+
+    The same interface as :class:`Explainer` (``rank``, ``rank_records``, ``code_row``); the
+    contributions it ranks are the points lost per attribute (``best bin's points - the
+    applicant's``, 0 where the attribute earns no points), and so are the amounts it reports.
+
+    Attributes:
+        codes: the reason-code table (the code of a reason is that of the applicant's value).
+        threshold: reject when the probability of bad is at least this.
+    """
+
+    codes: ReasonCodes
+    threshold: float
+    limit: int = MAX_REASONS
+    unit: ClassVar[str] = UNIT_POINTS
+
+    @functools.cached_property
+    def _citable(self) -> np.ndarray:
+        return np.array([not a.protected for a in ATTRIBUTES])
+
+    def rank(self, probability: np.ndarray, lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The reasons of each row: attributes (or :data:`FALLBACK`) and points lost.
+
+        Args:
+            probability: ``(n,)`` calibrated probabilities of bad.
+            lost: ``(n, 20)`` points lost against each attribute's best bin (codebook order).
+
+        Returns:
+            ``(n, limit)`` attribute indices, most points lost first (ties in codebook order),
+            :data:`NO_REASON` in unused slots and for approvals, :data:`FALLBACK` in slot 0 of
+            a rejection that lost points on protected attributes only; and ``(n, limit)`` the
+            points lost (the fallback's: all points lost).
+        """
+        n = len(probability)
+        top = np.full((n, self.limit), NO_REASON, dtype=np.int64)
+        served = np.zeros((n, self.limit), dtype=np.float64)
+        rows = np.flatnonzero(np.asarray(probability) >= self.threshold)
+        if not len(rows):
+            return top, served
+        below = np.asarray(lost, dtype=np.float64)[rows]
+        citable = np.where(self._citable, below, -np.inf)
+        order = np.argsort(-citable, axis=1, kind="stable")[:, : self.limit]
+        picked = np.take_along_axis(citable, order, axis=1)
+        keep = picked > 0
+        top[rows] = np.where(keep, order, NO_REASON)
+        served[rows] = np.where(keep, picked, 0.0)
+        unexplained = ~keep[:, 0]
+        top[rows[unexplained], 0] = FALLBACK
+        served[rows[unexplained], 0] = below[unexplained].sum(axis=1)
+        return top, served
+
+    def rank_records(
+        self, probability: Sequence[float], lost: np.ndarray
+    ) -> list[list[tuple[int, float]]]:
+        """:meth:`rank` as lists: per row, ``(attribute index or FALLBACK, points lost)`` of
+        each reason, most first; empty for an approval (same order as :meth:`rank`)."""
+        citable = [k for k, a in enumerate(ATTRIBUTES) if not a.protected]
+        ranked: list[list[tuple[int, float]]] = [[] for _ in probability]
+        for i, p in enumerate(probability):
+            if p < self.threshold:
+                continue
+            row = [float(v) for v in lost[i].tolist()]
+            raised = sorted(
+                ((row[k], k) for k in citable if row[k] > 0), key=lambda pair: (-pair[0], pair[1])
+            )[: self.limit]
+            ranked[i] = (
+                [(k, amount) for amount, k in raised] if raised else [(FALLBACK, math.fsum(row))]
+            )
+        return ranked
+
+    def code_row(self, k: int, record: Mapping[str, Any]) -> int:
+        """The table row of reason ``k`` (an attribute index or FALLBACK) for an applicant."""
+        return _code_row(self.codes, k, record)

@@ -50,6 +50,8 @@ REASON_REFERENCE_ARTIFACT = "reasons/reference.json"
 REASON_CODES_ARTIFACT = "reasons/reason_codes.json"
 # The exported folder's metadata.json, in the run: what `credit-risk promote` exports again.
 EXPORT_METADATA_ARTIFACT = "export/metadata.json"
+# Registered version tag naming the model's family (credit_risk.config.Family).
+FAMILY_TAG = "family"
 
 
 def _is_local_store(tracking_uri: str) -> bool:
@@ -235,11 +237,14 @@ def compile_fast_path(folder: Path) -> bool:
     Returns:
         Whether it compiled and passed verification; if not, serving falls back to the pipeline.
     """
+    from credit_risk.config import Family
     from credit_risk.fastpath import FASTPATH_DIR, FastPathUnavailable, load_or_build
     from credit_risk.model_folder import model_file_digests
 
     try:
         pipeline, metadata = load_exported(folder)
+        if metadata.get("family") == Family.SCORECARD.value:
+            return True  # its fast path is the points table in its metadata: nothing to compile
         files = model_file_digests(folder)
         load_or_build(pipeline, metadata, Path(folder) / FASTPATH_DIR, files=files)
     # Not a compilable forest pipeline (e.g. no "encode" step), or a folder that serving will
@@ -290,17 +295,26 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
             "by `credit-risk train`"
         )
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    from credit_risk.config import Family
     from credit_risk.model_folder import ReasonCodesRecord, parse_reason_codes
     from credit_risk.reasons import table_sha256
 
     run = f"runs:/{version.run_id}"
+    # Versions registered before families were forests.
+    family = version.tags.get(FAMILY_TAG, Family.FOREST.value)
     try:
-        reason_reference = mlflow.artifacts.load_dict(f"{run}/{REASON_REFERENCE_ARTIFACT}")
+        # A scorecard's reasons are measured against its points table, not a reference.
+        reason_reference = (
+            None
+            if family == Family.SCORECARD
+            else mlflow.artifacts.load_dict(f"{run}/{REASON_REFERENCE_ARTIFACT}")
+        )
         table = mlflow.artifacts.load_text(f"{run}/{REASON_CODES_ARTIFACT}").encode()
     except (MlflowException, OSError) as error:
         raise MlflowException(
-            f"{model_uri} has no reason artifacts ({REASON_REFERENCE_ARTIFACT}); it was logged "
-            "before adverse-action reasons: train it again"
+            f"{model_uri} has no reason artifacts ({REASON_REFERENCE_ARTIFACT}, "
+            f"{REASON_CODES_ARTIFACT}); it was logged before adverse-action reasons: train it "
+            "again"
         ) from error
     try:  # the table's own version: parse_reason_codes then checks the rest
         listed = str(json.loads(table)["reason_codes_version"])
@@ -320,8 +334,11 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
         "test_metrics": {k[5:]: v for k, v in metrics.items() if k.startswith("test_")},
         "cv_metrics": {k[3:]: v for k, v in metrics.items() if k.startswith("cv_")},
         "source": model_uri,
+        "family": family,
         "reason_codes": record.model_dump(),
         "reason_reference": reason_reference,
     }
     pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+    if family == Family.SCORECARD and hasattr(pipeline, "table_"):
+        metadata["scorecard"] = pipeline.table_  # the table is the fitted scorecard's state
     return pipeline, metadata, codes

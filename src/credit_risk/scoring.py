@@ -5,10 +5,14 @@ metrics) and the compiled fast path generated from it (:mod:`credit_risk.fastpat
 uses the fast path; when a pipeline cannot be compiled, it falls back to scikit-learn with the
 same decisions and reasons, only slower. An exported folder whose verified fast-path cache is
 intact is loaded from the cache alone (no MLflow, no scikit-learn); the pipeline is then read
-only if something asks for it. Whatever the source, the metadata is validated first
-(:mod:`credit_risk.model_folder`): a model without a usable threshold, or without the approved
-reference and reason-code table its rejections' reasons need, is never loaded. A rejection's
-reasons are ranked by :class:`credit_risk.reasons.Explainer`; approvals get none.
+only if something asks for it. A points scorecard's fast path is its points table, read from
+the metadata (:class:`credit_risk.scorecard.PointsLookup`). Whatever the source, the metadata is
+validated first (:mod:`credit_risk.model_folder`): a model without a usable threshold, or
+without what its rejections' reasons need (the reason-code table, and a forest's approved
+reference or a scorecard's points table), is never loaded. A rejection's reasons are ranked by
+:class:`credit_risk.reasons.Explainer` (a forest: calibrated log-odds above the approved
+reference) or :class:`credit_risk.reasons.PointsExplainer` (a scorecard: points lost against
+each attribute's best bin), with codes of the same table; approvals get none.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from credit_risk.config import Family
 from credit_risk.fastpath import (
     FASTPATH_DIR,
     FastPath,
@@ -46,10 +51,12 @@ from credit_risk.reasons import (
     FALLBACK,
     MAX_REASONS,
     Explainer,
+    PointsExplainer,
     ReasonCodes,
     ReasonReference,
 )
 from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, GOOD
+from credit_risk.scorecard.lookup import TABLE_KEY, PointsLookup
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +78,11 @@ class Reason:
         attribute: schema name of the attribute cited (None for the fallback code, which
             says no attribute that may be cited explains the rejection).
         value: the applicant's value of it (UCI code or number).
-        contribution: how much it raised the applicant's log-odds of bad above those of the
-            approved reference, on the served (calibrated) scale.
+        contribution: how much it raised the applicant's risk, in ``unit``: for a forest
+            (``log_odds``) the applicant's log-odds of bad above those of the approved
+            reference, on the served (calibrated) scale; for a points scorecard (``points``)
+            the points the applicant lost on the attribute against its best bin.
+        unit: ``log_odds`` or ``points`` (see :data:`credit_risk.reasons.UNIT_POINTS`).
         texts: the code's text in each language of the table.
     """
 
@@ -80,6 +90,7 @@ class Reason:
     attribute: str | None
     value: str | int | None
     contribution: float
+    unit: str
     texts: Mapping[str, str] = field(repr=False)
 
     @property
@@ -119,7 +130,8 @@ class Scorer:
     Args:
         pipeline: the fitted pipeline, or None to load it on first use with ``load_pipeline``.
         metadata: the model's metadata (threshold, version, metrics).
-        fast: the compiled fast path, or None to score with scikit-learn.
+        fast: the compiled fast path, or None to score with scikit-learn (a points
+            scorecard's is its points lookup, built from the metadata's table when None).
         load_pipeline: reads the fitted pipeline when it was not loaded up front.
         source: where the metadata comes from, named in a validation error.
         codes: the model's reason-code table (None: this package's, which must then be the
@@ -127,26 +139,42 @@ class Scorer:
 
     Raises:
         ModelFolderError: the metadata is not valid (e.g. a threshold outside (0, 1)), it
-            lists another reason-code table, it has no approved reference, or the pipeline
-            cannot give the contributions reasons are ranked by.
+            lists another reason-code table, a forest has no approved reference, a scorecard
+            rejects even its best score, or the pipeline cannot give the contributions reasons
+            are ranked by.
     """
 
     def __init__(
         self,
         pipeline: Any,
         metadata: dict[str, Any],
-        fast: FastPath | None = None,
+        fast: FastPath | PointsLookup | None = None,
         load_pipeline: Callable[[], Any] | None = None,
         source: Path | str = "model metadata",
         codes: ReasonCodes | None = None,
     ) -> None:
-        validate_metadata(metadata, source)
+        validated = validate_metadata(metadata, source)
         self._pipeline = pipeline
         self._load_pipeline = load_pipeline
         self.metadata = metadata
         self.fast = fast
         # A model loaded without its folder must have been saved with this package's table.
         self.codes = codes if codes is not None else builtin_reason_codes(metadata, source)
+        self.explainer: Explainer | PointsExplainer
+        if validated.scorecard is not None:  # a points scorecard (the family says so)
+            unavailable = validated.scorecard.reasons_unavailable(self.threshold)
+            if unavailable is not None:
+                raise ModelFolderError(
+                    source,
+                    f"{unavailable}, so it cannot give reasons for its rejections and is not "
+                    "served",
+                    TABLE_KEY,
+                )
+            # Its fast path is its table: a lookup, nothing to compile or verify.
+            if not isinstance(fast, PointsLookup):
+                self.fast = PointsLookup(validated.scorecard)
+            self.explainer = PointsExplainer(self.codes, self.threshold)
+            return
         if metadata["reason_reference"] is None:
             raise ModelFolderError(
                 source,
@@ -204,7 +232,9 @@ class Scorer:
             codes: the model's reason-code table (None: this package's, which must be the
                 one the metadata lists).
         """
-        validate_metadata(metadata, source)
+        if validate_metadata(metadata, source).scorecard is not None:
+            # A points scorecard: the scorer builds its lookup; nothing to compile.
+            return cls(pipeline, metadata, source=source, codes=codes)
         fast = None
         if compile_fast:
             try:
@@ -240,6 +270,14 @@ class Scorer:
         source = folder / METADATA_FILE
         codes = load_reason_codes(folder, metadata)
         files = model_file_digests(folder) if compile_fast else None
+        if metadata.get("family") == Family.SCORECARD:  # served from the table in its metadata
+            return cls(
+                None,
+                metadata,
+                load_pipeline=lambda: load_pipeline(folder),
+                source=source,
+                codes=codes,
+            )
         if compile_fast:
             fast = load_cached(folder / FASTPATH_DIR, metadata, files)
             if fast is not None:
@@ -340,6 +378,7 @@ class Scorer:
         threshold = self.threshold
         codes = self.codes.codes
         code_row = self.explainer.code_row
+        unit = self.explainer.unit
         decisions = []
         for row, record in enumerate(records):
             p = probabilities[row]
@@ -348,7 +387,7 @@ class Scorer:
             for k, amount in ranked[row]:
                 code = codes[code_row(k, record)]
                 value = None if k == FALLBACK else record[ATTRIBUTES[k].name]
-                reasons.append(Reason(code.code, code.attribute, value, amount, code.text))
+                reasons.append(Reason(code.code, code.attribute, value, amount, unit, code.text))
             decisions.append(
                 Decision(
                     probability_bad=p,

@@ -1,5 +1,8 @@
 """The training run, defined once: validate -> tune -> fit -> register -> gate -> export.
 
+The model family (``Settings.family``) is the forest, tuned, or a points scorecard
+(:mod:`credit_risk.scorecard`), which has nothing to tune and skips the search.
+
 :func:`run_training` orders the steps; ``credit-risk train`` runs them in this process
 (:func:`train`) and the Prefect flow runs the same sequence with a step runner that makes each
 named step a task (:mod:`credit_risk.flows`). Steps hand each other small values (parameters,
@@ -28,7 +31,7 @@ from mlflow.models import infer_signature
 
 from credit_risk import __version__
 from credit_risk.card import Assessment, assess_run, log_assessment
-from credit_risk.config import Objective, ProtectedPolicy, Settings, challenger_folder
+from credit_risk.config import Family, Objective, Settings, challenger_folder
 from credit_risk.data import check_trainable, file_sha256, load_training_data, split_dataset
 from credit_risk.evaluate import (
     classification_metrics,
@@ -38,7 +41,7 @@ from credit_risk.evaluate import (
     summarise,
     threshold_basis,
 )
-from credit_risk.model import SKOPS_TRUSTED_TYPES, build_pipeline, classifier_importances
+from credit_risk.model import SKOPS_TRUSTED_TYPES, build_model, classifier_importances
 from credit_risk.model_folder import DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_FILE
 from credit_risk.monitor import Reference, reference_provenance
 from credit_risk.reasons import (
@@ -50,6 +53,7 @@ from credit_risk.reasons import (
 )
 from credit_risk.registry import (
     EXPORT_METADATA_ARTIFACT,
+    FAMILY_TAG,
     REASON_CODES_ARTIFACT,
     REASON_REFERENCE_ARTIFACT,
     THRESHOLD_TAG,
@@ -60,6 +64,9 @@ from credit_risk.registry import (
     promotion_gate,
     store_lock,
 )
+from credit_risk.scorecard.family import TABLE_KEY, scorecard_params
+from credit_risk.scorecard.model import PointsScorecard
+from credit_risk.scorecard.publish import log_scorecard
 from credit_risk.tune import cross_validate, load_study, search_objective, tune
 
 log = logging.getLogger(__name__)
@@ -93,7 +100,12 @@ class TrainingResult:
 
 
 def feature_importances(pipeline: Any) -> dict[str, float]:
-    """Impurity importances of the encoded features, by encoded feature name."""
+    """Impurity importances of the encoded features, by encoded feature name.
+
+    A points scorecard's: the information value of each attribute it scores.
+    """
+    if isinstance(pipeline, PointsScorecard):
+        return {a.attribute: float(a.iv or 0.0) for a in pipeline.points_table.selected}
     names = pipeline.named_steps["encode"].get_feature_names_out()
     values = classifier_importances(pipeline.named_steps["classifier"])
     return {str(n): float(v) for n, v in zip(names, values, strict=True)}
@@ -178,13 +190,44 @@ def search_params(settings: Settings, split: Split) -> tuple[dict[str, Any], opt
 
 
 def final_params(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` completed with the settings' tree count and calibration (``params`` win)."""
+    """``params`` completed with the settings' tree count and calibration (``params`` win).
+
+    A scorecard's are completed with its settings (:func:`scorecard_params`).
+    """
+    if settings.family is Family.SCORECARD:
+        return {**scorecard_params(settings), **params}
     return {
         "n_estimators": settings.n_estimators,
         "calibration": settings.calibration,
         "calibration_folds": settings.calibration_folds,
         **params,
     }
+
+
+def reason_reference(
+    pipeline: Any, split: Split, threshold: float
+) -> tuple[ReasonReference | None, str | None]:
+    """What a fitted model's adverse-action reasons are measured from, or why it has none.
+
+    A forest: its approved reference over the training split (:func:`build_reference`). A
+    points scorecard: nothing (its reasons are the points lost against each attribute's best
+    bin, in its table), but it must approve its best possible score.
+
+    Returns:
+        The reference (None for a scorecard, or when there is none) and, when the model
+        cannot give reasons (it is then never promoted), why not.
+    """
+    if isinstance(pipeline, PointsScorecard):
+        problem = pipeline.points_table.reasons_unavailable(threshold)
+        unavailable = None if problem is None else f"no adverse-action reasons: {problem}"
+    else:
+        try:
+            return build_reference(pipeline, split.x_train, threshold), None
+        except ReasonsUnavailable as error:
+            unavailable = f"no adverse-action reasons: {error}"
+    if unavailable is not None:
+        log.warning("%s", unavailable)
+    return None, unavailable
 
 
 def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Evaluation:
@@ -194,19 +237,13 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     :func:`credit_risk.evaluate.threshold_rule`); either way the test split plays no part in it.
     """
     costs = costs_of(settings)
-    drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
     params = final_params(settings, params)
     cv = cross_validate(params, split.x_train, split.y_train, settings)
-    pipeline = build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
+    pipeline = build_model(settings, params)
     pipeline.fit(split.x_train, split.y_train.to_numpy())
     probability = pipeline.predict_proba(split.x_test)[:, 1]
     y_test = split.y_test.to_numpy()
-    reference, unavailable = None, None
-    try:
-        reference = build_reference(pipeline, split.x_train, cv.threshold)
-    except ReasonsUnavailable as error:
-        unavailable = f"no adverse-action reasons: {error}"
-        log.warning("%s", unavailable)
+    reference, unavailable = reason_reference(pipeline, split, cv.threshold)
     return Evaluation(
         pipeline=pipeline,
         params=params,
@@ -253,6 +290,7 @@ def log_run(
                 "test_size": settings.test_size,
                 "trials": settings.trials if search else 0,
                 "protected_policy": settings.protected_policy.value,
+                "family": settings.family.value,
                 "cost_bad_accepted": costs.bad_accepted,
                 "cost_good_rejected": costs.good_rejected,
             }
@@ -269,9 +307,14 @@ def log_run(
                 "data_sha256": file_sha256(Path(settings.data_path)),
                 "data_path": str(settings.data_path),
                 "package_version": __version__,
+                "family": settings.family.value,
             }
         )
         mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
+        if isinstance(evaluation.pipeline, PointsScorecard):
+            log_scorecard(
+                evaluation.pipeline.points_table, evaluation.threshold, len(split.x_train)
+            )
         reference = drift_reference(settings, evaluation, split)
         mlflow.log_dict(reference.to_json(), DRIFT_REFERENCE_ARTIFACT)
         # What a registered version needs to give reasons (credit_risk.registry.load_registered).
@@ -328,6 +371,7 @@ def register_version(settings: Settings, logged: LoggedRun, threshold: float) ->
         version = str(mlflow.register_model(logged.model_uri, name).version)
         client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
         client.set_model_version_tag(name, version, "objective", settings.objective.value)
+        client.set_model_version_tag(name, version, FAMILY_TAG, settings.family.value)
     return version
 
 
@@ -367,8 +411,14 @@ def model_metadata(
 ) -> dict[str, Any]:
     """What ``metadata.json`` of an exported model says about it."""
     costs = costs_of(settings)
+    scorecard = (
+        {TABLE_KEY: evaluation.pipeline.table_}
+        if isinstance(evaluation.pipeline, PointsScorecard)
+        else {}
+    )
     return {
         "model_name": settings.registered_model_name,
+        "family": settings.family.value,
         "model_version": version,
         "run_id": run_id,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -391,6 +441,7 @@ def model_metadata(
         ),
         "data_sha256": file_sha256(Path(settings.data_path)),
         "package_version": __version__,
+        **scorecard,
     }
 
 
@@ -538,8 +589,9 @@ def run_training(
     """The training sequence, each step run through ``run_step`` under its name.
 
     Args:
-        settings: all configuration (data, seed, objective, trials, stores).
-        params: fixed classifier hyperparameters; None runs the Optuna search.
+        settings: all configuration (data, seed, objective, trials, stores, family).
+        params: fixed classifier hyperparameters; None runs the Optuna search (a scorecard
+            is not tuned: None takes its parameters from the settings).
         output: also export this run's model (champion or not) to this folder.
         run_step: how each step runs (default: directly; the flow: as a Prefect task).
 
@@ -549,6 +601,8 @@ def run_training(
     started = time.perf_counter()
     data = run_step("validate-data", validate_data)(settings)
     search = None
+    if params is None and settings.family is Family.SCORECARD:
+        params = scorecard_params(settings)  # nothing to tune: binning is fitted per attribute
     if params is None:
         search = run_step("tune", tune_params)(settings)
         params = search.params

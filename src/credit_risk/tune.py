@@ -23,7 +23,7 @@ import optuna
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from credit_risk.config import Objective, ProtectedPolicy, Settings, ThresholdRule
+from credit_risk.config import Objective, Settings, ThresholdRule
 from credit_risk.evaluate import (
     CostMatrix,
     choose_threshold,
@@ -31,7 +31,7 @@ from credit_risk.evaluate import (
     costs_of,
     threshold_rule,
 )
-from credit_risk.model import CALIBRATION_KEY, DEFAULT_TRIAL, build_pipeline, suggest_params
+from credit_risk.model import CALIBRATION_KEY, DEFAULT_TRIAL, build_model, suggest_params
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def cross_validate(
     settings: Settings,
     trial: optuna.Trial | None = None,
 ) -> CrossValidation:
-    """Stratified k-fold CV of the pipeline with ``params``.
+    """Stratified k-fold CV of the model of ``settings.family`` with ``params``.
 
     With a ``trial``, reports the objective on the folds seen so far after each fold and
     raises ``optuna.TrialPruned`` when the pruner says so. The threshold follows
@@ -106,9 +106,8 @@ def cross_validate(
     probability = np.full(len(y), np.nan)
     seen = np.zeros(len(y), dtype=bool)
     fold_indices = list(folds(settings).split(x, y_array))
-    drop = settings.protected_policy is ProtectedPolicy.EXCLUDE
     for step, (train_index, test_index) in enumerate(fold_indices):
-        pipeline = build_pipeline(params, settings.seed, drop, settings.n_jobs)
+        pipeline = build_model(settings, params)
         pipeline.fit(x.iloc[train_index], y_array[train_index])
         probability[test_index] = pipeline.predict_proba(x.iloc[test_index])[:, 1]
         seen[test_index] = True

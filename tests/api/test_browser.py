@@ -126,6 +126,55 @@ def test_page_shows_no_reasons_for_an_approval(browser: Any, live_server: str) -
     assert page.get_attribute("#decision", "data-decision") == "approve"
     assert page.locator("#reasons li").count() == 0
     assert page.locator("#reasons-block").is_hidden()
+    assert page.locator("#recourse-block").is_hidden()
+    page.close()
+
+
+def test_page_shows_recourse_for_a_rejection(browser: Any, live_server: str) -> None:
+    """A rejection the model can be moved on: the page lists POST /recourse's suggestions."""
+    import httpx
+
+    from tests.api.test_recourse_api import reversible_rejection
+
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        applicant = reversible_rejection(lambda record: client.post("/recourse", json=record))
+        expected = client.post("/recourse", json=applicant).json()
+    page = _open(browser, live_server, 1280, 860)
+    for name, value in applicant.items():
+        if isinstance(value, str):
+            page.select_option(f"#f-{name}", value)
+        else:
+            page.fill(f"#f-{name}", str(value))
+    page.click("#submit")
+    page.wait_for_selector("#recourse-block[data-state='done']")
+    assert page.get_attribute("#decision", "data-decision") == "reject"
+    assert page.locator("#reasons li").count() >= 1
+    items = page.locator("#recourse > li")
+    assert items.count() == len(expected["suggestions"]) >= 2
+    for i, suggestion in enumerate(expected["suggestions"]):
+        item = items.nth(i)
+        acted = [c["attribute"] for c in suggestion["changes"] if not c["consequence"]]
+        assert item.get_attribute("data-attributes") == ",".join(acted)
+        for change in suggestion["changes"]:
+            line = item.locator(f"li[data-attribute='{change['attribute']}']")
+            assert line.locator(".from").inner_text() == change["before_text"]
+            assert line.locator(".to").inner_text() == change["after_text"]
+        probability = float(item.get_attribute("data-probability") or "1")
+        assert probability == pytest.approx(suggestion["probability_bad"])
+        assert f"{100 * probability:.1f}%" in item.locator(".outcome").inner_text()
+    # Spanish headings, the same suggestions; an approval afterwards hides them.
+    page.click("[data-lang='es']")
+    assert page.inner_text("#recourse-block h3") == "Qué cambios llevarían a la aprobación"
+    assert page.locator("#recourse > li").count() == len(expected["suggestions"])
+    page.click("[data-lang='en']")
+    for name, value in APPROVED.items():
+        if value.startswith("A"):
+            page.select_option(f"#f-{name}", value)
+        else:
+            page.fill(f"#f-{name}", value)
+    page.click("#submit")
+    page.wait_for_selector("#decision[data-decision='approve']")
+    assert page.locator("#recourse-block").is_hidden()
     page.close()
 
 

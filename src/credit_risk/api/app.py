@@ -26,7 +26,7 @@ from credit_risk.api.reload import (
     load_challenger_into,
     remove_reload_signal,
 )
-from credit_risk.api.routes import admin, card, meta, outcomes, page, predict, reasons
+from credit_risk.api.routes import admin, card, meta, outcomes, page, predict, reasons, recourse
 from credit_risk.api.state import ServiceState, load_scorer
 from credit_risk.config import Settings, get_settings
 from credit_risk.decision_log import DecisionLog
@@ -118,6 +118,8 @@ def create_app(
         batch_request_model(settings.max_batch), require_key=bool(settings.api_key)
     )
     app.include_router(predict_router)
+    recourse_router = recourse.build_router(require_key=bool(settings.api_key))
+    app.include_router(recourse_router)
     app.include_router(meta.router)
     app.include_router(card.router)
     app.include_router(reasons.router)
@@ -133,12 +135,14 @@ def create_app(
         if (path := getattr(r, "path", "")) in (PATH, BATCH_PATH)
     }
     app.add_middleware(PredictHotPath, state=state, routes=routes)
+    # /recourse takes one applicant as /predict does: the same guard reads its body.
+    guarded = routes | {recourse.PATH: recourse_router.routes[0]}
     rules = {
         path: BodyRules(path == BATCH_PATH, settings.max_batch, settings.max_reported_errors)
-        for path in routes
+        for path in guarded
     }
     max_bytes = settings.max_body_bytes or default_body_limit(settings.max_batch)
-    app.add_middleware(RequestGuard, state=state, rules=rules, routes=routes, max_bytes=max_bytes)
+    app.add_middleware(RequestGuard, state=state, rules=rules, routes=guarded, max_bytes=max_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -67,6 +67,7 @@ def build_payloads(
                 "attribute": r.attribute,
                 "value": r.value,
                 "contribution": r.contribution,
+                "unit": r.unit,
             }
             for r in decision.reasons
         ]

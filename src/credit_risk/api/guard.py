@@ -1,7 +1,8 @@
 """The service's front door for request bodies: key, size, then the applicants, in bounded time.
 
-A pure ASGI layer in front of the routes (and of the hot path). For ``POST /predict`` and
-``POST /predict/batch`` it checks, in this order, before anything reaches FastAPI:
+A pure ASGI layer in front of the routes (and of the hot path). For ``POST /predict``,
+``POST /predict/batch`` and ``POST /recourse`` (one applicant, as ``/predict``) it checks, in
+this order, before anything reaches FastAPI:
 
 1. the API key, when one is set: 401 before the body is even read;
 2. the body's size: 413 when ``Content-Length`` says it is over the limit, or as soon as the

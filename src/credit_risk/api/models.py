@@ -116,8 +116,14 @@ class ReasonOut(BaseModel):
     )
     value: str | int | None = Field(description="The applicant's value (UCI code or number).")
     contribution: float = Field(
-        description="How much it raised the applicant's log-odds of bad above those of the "
-        "approved training applicants, on the served (calibrated) scale; positive."
+        description="How much it raised the applicant's risk, in `unit`; positive. A forest "
+        "(log_odds): the applicant's log-odds of bad above those of the approved training "
+        "applicants, on the served (calibrated) scale. A points scorecard (points): the points "
+        "the applicant lost on this attribute against its best bin."
+    )
+    unit: Literal["log_odds", "points"] = Field(
+        description="What contribution is measured in: log_odds (a forest) or points lost "
+        "(a points scorecard)."
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from credit_risk.calibration import brier_before_after, is_calibrated, save_reliability_plot
+from credit_risk.calibration import brier_before_after, calibration_method, save_reliability_plot
 from credit_risk.config import Settings
 from credit_risk.fairness import (
     DEFAULT_CONFIDENCE,
@@ -28,6 +28,7 @@ from credit_risk.fairness import (
     combine,
 )
 from credit_risk.model import CALIBRATION_FOLDS_KEY, forests_of
+from credit_risk.scorecard.model import PointsScorecard
 
 RELIABILITY_PNG = "reliability.png"
 SHAP_PNG = "shap_summary.png"
@@ -216,20 +217,19 @@ def assess_run(
         reliability = save_reliability_plot(
             pipeline, x_test, y_test, Path(folder) / RELIABILITY_PNG
         )
-        top = shap_summary(pipeline, x_test, Path(folder) / SHAP_PNG)
-        images = {
-            RELIABILITY_PNG: _png_base64(reliability),
-            SHAP_PNG: _png_base64(Path(folder) / SHAP_PNG),
-        }
+        images = {RELIABILITY_PNG: _png_base64(reliability)}
+        # A points scorecard explains itself: its points table is in the metadata.
+        top: list[ShapFeature] = []
+        if not isinstance(pipeline, PointsScorecard):
+            top = shap_summary(pipeline, x_test, Path(folder) / SHAP_PNG)
+            images[SHAP_PNG] = _png_base64(Path(folder) / SHAP_PNG)
     brier = brier_before_after(pipeline, x_test, y_test)
     return Assessment(
         audit=audit,
         limits_failed=fairness_limits_failed(settings, audit),
         limits_insufficient=fairness_limits_insufficient(settings, audit),
         calibration=CalibrationCheck(
-            method=str(pipeline.named_steps["classifier"].method)
-            if is_calibrated(pipeline)
-            else "none",
+            method=calibration_method(pipeline),
             folds=params.get(CALIBRATION_FOLDS_KEY),
             test_brier_uncalibrated=brier["brier_uncalibrated"],
             test_brier_calibrated=brier["brier_calibrated"],

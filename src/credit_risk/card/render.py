@@ -15,6 +15,8 @@ from credit_risk.card.assess import RELIABILITY_PNG, SHAP_PNG, assessment_of
 from credit_risk.config import ProtectedPolicy
 from credit_risk.fairness import SEX_CAVEAT
 from credit_risk.registry import read_metadata
+from credit_risk.scorecard.lookup import TABLE_KEY
+from credit_risk.scorecard.table import PointsTable
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -70,6 +72,12 @@ def _metric_rows(metadata: dict[str, Any]) -> list[MetricRow]:
     ]
 
 
+def _points_table(metadata: dict[str, Any]) -> PointsTable | None:
+    """A scorecard's points table (None for another family)."""
+    stored = metadata.get(TABLE_KEY)
+    return PointsTable.model_validate(stored) if stored is not None else None
+
+
 def card_markdown(metadata: dict[str, Any], inline_images: bool = True) -> str:
     """The model card as Markdown.
 
@@ -98,6 +106,7 @@ def card_markdown(metadata: dict[str, Any], inline_images: bool = True) -> str:
         reliability_src=images[RELIABILITY_PNG],
         shap_src=images[SHAP_PNG],
         params=dict(metadata.get("params", {})),
+        scorecard=_points_table(metadata),
     )
 
 

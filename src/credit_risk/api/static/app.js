@@ -1,6 +1,7 @@
 // The page builds its form from GET /schema (the codebook lives only in the Python package)
 // and shows POST /predict's answer: a gauge, the decision, the threshold and, for a rejection,
-// its principal reasons as codes of GET /reasons (the model's table) with their texts.
+// its principal reasons as codes of GET /reasons (the model's table) with their texts, then
+// POST /recourse's suggestions: changes the applicant can make that the model approves.
 "use strict";
 
 // Interface strings only; attribute descriptions and value labels come from the API.
@@ -16,6 +17,11 @@ const TEXT = {
     model: (m) => `Model ${m.name} v${m.version} · threshold ${pct(m.threshold)} · objective ${m.objective}`,
     fix: "Please correct the highlighted fields.", failed: "The service could not score this applicant",
     request: "Request id", allowed: "Allowed",
+    recourse: "What would turn this into an approval", searching: "Looking for changes…",
+    follows: "follows", approveAt: (p) => `approved: probability of bad risk ${p}`,
+    recourseNote: "Changes the applicant can act on (never a protected or past attribute), each re-scored by the model.",
+    noRecourse: "No change of at most three attributes the applicant can act on would be approved.",
+    recourseFailed: "Could not look for changes",
   },
   es: {
     title: "Evaluación de riesgo crediticio", applicant: "Solicitante", example: "Solicitante de ejemplo",
@@ -28,6 +34,11 @@ const TEXT = {
     model: (m) => `Modelo ${m.name} v${m.version} · umbral ${pct(m.threshold)} · objetivo ${m.objective}`,
     fix: "Corrija los campos marcados.", failed: "El servicio no pudo evaluar al solicitante",
     request: "Id de la solicitud", allowed: "Permitido",
+    recourse: "Qué cambios llevarían a la aprobación", searching: "Buscando cambios…",
+    follows: "consecuencia", approveAt: (p) => `aprobado: probabilidad de riesgo malo ${p}`,
+    recourseNote: "Cambios en manos del solicitante (nunca un atributo protegido o pasado), cada uno evaluado de nuevo por el modelo.",
+    noRecourse: "Ningún cambio de como mucho tres atributos en manos del solicitante sería aprobado.",
+    recourseFailed: "No se pudieron buscar cambios",
   },
 };
 
@@ -35,6 +46,8 @@ let lang = (localStorage.getItem("lang") || (navigator.language || "en").slice(0
 let codebook = null;
 let modelInfo = null;
 let lastResult = null;
+let lastRecourse = null;  // {state: "loading" | "done" | "error", body, status}
+let recourseToken = 0;  // only the latest request's answer is shown
 let reasonTexts = {};  // code -> {en, es}, from GET /reasons (the served model's table)
 
 const $ = (id) => document.getElementById(id);
@@ -61,6 +74,7 @@ function applyLanguage() {
   }
   if (modelInfo) $("model-info").textContent = t("model")(modelInfo);
   if (lastResult) showResult(lastResult);
+  if (lastRecourse) showRecourse(lastRecourse);
 }
 
 function buildForm(schema) {
@@ -182,9 +196,64 @@ function showResult(result) {
   $("request-id").textContent = `${t("request")}: ${result.request_id}`;
 }
 
+// POST /recourse's suggestions for a rejection: each a list of changes (from -> to, with the
+// codebook's texts) and the probability the model gives with them.
+function showRecourse(recourse) {
+  const block = $("recourse-block");
+  const list = $("recourse");
+  list.replaceChildren();
+  block.hidden = false;
+  block.dataset.state = recourse.state;
+  const note = $("recourse-note");
+  if (recourse.state === "loading") { note.textContent = t("searching"); return; }
+  if (recourse.state === "error") { note.textContent = `${t("recourseFailed")} (${recourse.status})`; return; }
+  const suggestions = recourse.body.suggestions;
+  note.textContent = suggestions.length ? t("recourseNote") : t("noRecourse");
+  const described = Object.fromEntries((codebook ? codebook.attributes : []).map((a) => [a.name, a.description]));
+  for (const suggestion of suggestions) {
+    const changes = el("ul", { class: "changes" });
+    for (const change of suggestion.changes) {
+      const item = el("li", { "data-attribute": change.attribute, class: change.consequence ? "consequence" : "" },
+        el("span", { class: "what" }, `${described[change.attribute] || change.description}: `),
+        el("span", { class: "from" }, change.before_text), " → ",
+        el("strong", { class: "to" }, change.after_text));
+      if (change.consequence) item.append(el("span", { class: "muted" }, ` (${t("follows")})`));
+      changes.append(item);
+    }
+    const acted = suggestion.changes.filter((c) => !c.consequence).map((c) => c.attribute);
+    list.append(el("li", { "data-attributes": acted.join(","), "data-probability": String(suggestion.probability_bad) },
+      changes, el("p", { class: "outcome" }, t("approveAt")(pct(suggestion.probability_bad)))));
+  }
+}
+
+async function findRecourse(applicant, headers) {
+  const token = ++recourseToken;
+  lastRecourse = { state: "loading" };
+  showRecourse(lastRecourse);
+  let answer;
+  try {
+    const response = await fetch(`/recourse?lang=${lang}`, { method: "POST", headers, body: JSON.stringify(applicant) });
+    const body = await response.json().catch(() => ({}));
+    answer = response.ok ? { state: "done", body } : { state: "error", status: response.status };
+  } catch (error) {
+    answer = { state: "error", status: String(error) };
+  }
+  if (token !== recourseToken) return;  // a newer applicant was scored meanwhile
+  lastRecourse = answer;
+  showRecourse(answer);
+}
+
+function hideRecourse() {
+  recourseToken += 1;
+  lastRecourse = null;
+  $("recourse-block").hidden = true;
+  $("recourse").replaceChildren();
+}
+
 async function submit(event) {
   event.preventDefault();
   clearErrors();
+  hideRecourse();
   const button = $("submit");
   button.disabled = true;
   button.textContent = t("scoring");
@@ -192,9 +261,14 @@ async function submit(event) {
     const headers = { "Content-Type": "application/json" };
     const key = $("api-key").value.trim();
     if (key) headers["X-API-Key"] = key;
-    const response = await fetch(`/predict?lang=${lang}`, { method: "POST", headers, body: JSON.stringify(readForm()) });
+    const applicant = readForm();
+    const response = await fetch(`/predict?lang=${lang}`, { method: "POST", headers, body: JSON.stringify(applicant) });
     const body = await response.json().catch(() => ({}));
-    if (response.ok) { lastResult = body; showResult(body); }
+    if (response.ok) {
+      lastResult = body;
+      showResult(body);
+      if (body.decision === "reject") findRecourse(applicant, headers);
+    }
     else if (response.status === 422 && Array.isArray(body.detail)) showFieldErrors(body.detail);
     else {
       if (response.status === 401) $("api-key").closest("details").open = true;

@@ -1,0 +1,56 @@
+"""Scorecards fitted once per session on the 1000 shipped rows (about a second each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from credit_risk.data import read_applicants
+from credit_risk.reasons import reason_codes_record
+from credit_risk.scorecard.model import PointsScorecard
+from tests.conftest import DATA
+
+THRESHOLD = 1 / 6
+
+
+def scorecard_metadata(model: PointsScorecard, threshold: float = THRESHOLD) -> dict[str, Any]:
+    """Metadata of a scorecard as ``credit-risk train`` writes it (the parts serving reads)."""
+    return {
+        "model_name": "scorecard-test",
+        "model_version": "1",
+        "run_id": None,
+        "trained_at": None,
+        "objective": "cost",
+        "threshold": threshold,
+        "test_metrics": {},
+        "cv_metrics": {},
+        "family": "scorecard",
+        "scorecard": model.table_,
+        "reason_codes": reason_codes_record(),
+        "reason_reference": None,
+    }
+
+
+@pytest.fixture(scope="session")
+def shipped() -> tuple[pd.DataFrame, np.ndarray]:
+    """The 1000 shipped applicants and their labels (1 = bad)."""
+    dataset = read_applicants(DATA)
+    assert dataset.target is not None
+    return dataset.features, dataset.target.to_numpy()
+
+
+@pytest.fixture(scope="session")
+def scorecard(shipped: tuple[pd.DataFrame, np.ndarray]) -> PointsScorecard:
+    """The default scorecard (600 at 50:1, 20 to double, sigmoid calibration, protected out)."""
+    x, y = shipped
+    return PointsScorecard().fit(x, y)
+
+
+@pytest.fixture(scope="session")
+def scorecard_with_protected(shipped: tuple[pd.DataFrame, np.ndarray]) -> PointsScorecard:
+    """The scorecard under the ``include`` policy: protected attributes are inputs."""
+    x, y = shipped
+    return PointsScorecard(drop_protected=False, calibration="none").fit(x, y)
