@@ -223,7 +223,18 @@ class ShadowReport:
         return "\n".join(lines)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), default=str, indent=1)
+        """The report as JSON (a figure that cannot be computed is null)."""
+        return json.dumps(_no_nan(asdict(self)), default=str, indent=1, allow_nan=False)
+
+
+def _no_nan(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
 
 
 def _when(moment: datetime | None, unbounded: str = "?") -> str:
