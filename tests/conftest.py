@@ -31,6 +31,8 @@ def make_settings(folder: Path, **overrides: Any) -> Settings:
         "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
         "artifact_location": str(folder / "mlruns"),
         "model_dir": folder / "models" / "champion",
+        # The gate reads the decision log for out-of-time rows: never the working folder's.
+        "decision_log_url": f"sqlite:///{folder / 'decisions.db'}",
         "trials": 3,
     }
     values.update(overrides)

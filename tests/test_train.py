@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from credit_risk.config import challenger_folder
+from credit_risk.config import Settings, challenger_folder
 from credit_risk.data import read_applicants
-from credit_risk.registry import load_exported, promotion_gate
-from credit_risk.train import train
+from credit_risk.gate import Comparison, decide
+from credit_risk.registry import load_exported, read_metadata
+from credit_risk.train import result_summary, train
 from tests.conftest import DATA, FAST_PARAMS, make_settings
 
 WORSE_PARAMS = {"n_estimators": 5, "max_depth": 2, "max_features": 0.1}
@@ -76,6 +77,34 @@ def test_worse_challenger_does_not_take_the_alias(tmp_path: Path) -> None:
     assert metadata["model_version"] == worse.version
 
 
+def test_better_challenger_is_promoted_with_its_evidence(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, gate_cv_repeats=1)
+    # The champion was trained for the seed's objective (recall at threshold 0.5): under the
+    # cost objective the same forest at the Bayes threshold 1/6 is the better recipe.
+    first = train(make_settings(tmp_path, objective="recall"), params=FAST_PARAMS)
+    assert first.gate.promote and first.threshold == 0.5
+    better = train(settings, params=FAST_PARAMS)
+    assert better.gate.promote, better.gate.reason
+    evidence = better.gate.evidence
+    assert evidence is not None and evidence["champion_version"] == first.version
+    comparison = evidence["comparison"]
+    # Every one of the 1000 rows scored out of fold by both recipes, none by a model fitted on it.
+    assert comparison["protocol"] == "paired_cv" and comparison["rows"] == 1000
+    assert comparison["overlap"] == {"folds": 0}
+    assert comparison["low"] > settings.gate_margin
+    client = MlflowClient(settings.tracking_uri)
+    version = client.get_model_version(settings.registered_model_name, better.version)
+    assert version.tags["gate_decision"] == "promoted"
+    assert version.tags["gate_interval"] == f"[{comparison['low']:+.4f}, {comparison['high']:+.4f}]"
+    assert version.tags["data_rows"] == "1000" and version.tags["data_trained_rows"] == "800"
+    run = client.get_run(better.run_id).data
+    assert run.params["gate_margin"] == "0.0" and run.params["gate_confidence"] == "0.95"
+    assert run.metrics["gate_overlap_rows"] == 0 and run.metrics["gate_rows"] == 1000
+    assert run.tags["promotion"] == better.gate.reason
+    assert "evidence: 5-fold x 1 paired cross-validation" in result_summary(better)
+    assert read_metadata(settings.model_dir)["gate"]["promote"] is True
+
+
 def test_same_data_and_seed_give_the_same_metrics(tmp_path: Path) -> None:
     first = train(make_settings(tmp_path / "a"), params=FAST_PARAMS)
     second = train(make_settings(tmp_path / "b"), params=FAST_PARAMS)
@@ -96,11 +125,35 @@ def test_output_folder_gets_this_runs_model_even_when_not_champion(tmp_path: Pat
     assert metadata["model_version"] == worse.version
 
 
-def test_gate_keeps_champion_on_a_tie() -> None:
-    decision = promotion_gate("cost", 0.5, 0.5, higher_is_better=False)
-    assert not decision.promote and "ties" in decision.reason
-    assert promotion_gate("roc_auc", 0.81, 0.80, higher_is_better=True).promote
-    assert not promotion_gate("cost", 0.4, 0.5, False, limits_failed=["di 0.7 < 0.8"]).promote
+def comparison(improvement: float, low: float, high: float, metric: str = "cost") -> Comparison:
+    return Comparison(
+        "paired_cv",
+        metric,
+        1000,
+        0.5,
+        0.5 - improvement,
+        improvement,
+        low,
+        high,
+        {"folds": 0},
+        "test",
+    )
+
+
+def test_gate_keeps_champion_on_a_tie(settings: Settings) -> None:
+    promote, reason = decide(comparison(0.0, 0.0, 0.0), settings)
+    assert not promote and "ties" in reason
+    assert decide(comparison(0.05, 0.01, 0.09), settings)[0]
+    # Better on average, but not with 95% confidence: noise does not promote.
+    promote, reason = decide(comparison(0.02, -0.01, 0.05), settings)
+    assert not promote and "not better with enough confidence" in reason
+    # The margin is in the objective's units: a sure but small gain below it keeps the champion.
+    wide = settings.model_copy(update={"gate_margin": 0.02})
+    assert not decide(comparison(0.03, 0.01, 0.05), wide)[0]
+    # Fairness limits bind both models on the compared rows.
+    assert not decide(comparison(0.05, 0.01, 0.09), settings, [], ["gate di 0.7 < 0.8"])[0]
+    assert decide(comparison(0.0, -0.02, 0.02), settings, ["gate di 0.7 < 0.8"], [])[0]
+    assert not decide(comparison(-0.05, -0.09, -0.01), settings, ["gate di 0.7 < 0.8"], [])[0]
 
 
 def test_model_that_cannot_give_reasons_is_never_promoted_or_served(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
@@ -162,6 +163,14 @@ class TrainingFlags:
             "--protected", help="include or exclude protected attributes as model inputs."
         ),
     ] = None
+    with_outcomes: Annotated[
+        bool | None,
+        typer.Option(
+            "--with-outcomes/--without-outcomes",
+            help="Also train on the decision log's labelled decisions (logged inputs with "
+            "realised outcomes); default: CREDIT_RISK_TRAIN_WITH_OUTCOMES.",
+        ),
+    ] = None
 
     def settings(self, **extra: object) -> Settings:
         """Settings for a training or tuning command: these flags over the environment."""
@@ -173,6 +182,7 @@ class TrainingFlags:
             storage=self.storage,
             study_name=self.study_name,
             protected_policy=self.protected,
+            train_with_outcomes=self.with_outcomes,
             **extra,
         )
 
@@ -241,10 +251,22 @@ def train(
     )
 
 
+class ScoringEngine(StrEnum):
+    """Where ``credit-risk predict`` scores: this process, or a Spark job."""
+
+    local = "local"
+    spark = "spark"
+
+
 @app.command()
 def predict(
-    input: Annotated[Path, typer.Option("--input", help="UCI-format or CSV file.")],
-    output: Annotated[Path, typer.Option("--output", help="CSV to write.")],
+    # Text, not Path: with --engine spark these are URLs (s3a://, hdfs://) that Path would mangle.
+    input: Annotated[
+        str, typer.Option("--input", help="UCI-format or CSV file (spark: also Parquet, any URL).")
+    ],
+    output: Annotated[
+        str, typer.Option("--output", help="CSV to write (spark: a Parquet or .csv folder).")
+    ],
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (memory grows with it).")
@@ -252,6 +274,16 @@ def predict(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     lang: Annotated[
         Language | None, typer.Option("--lang", help="Reason texts (default: setting).")
+    ] = None,
+    engine: Annotated[
+        ScoringEngine,
+        typer.Option("--engine", help="local: this process; spark: a Spark job (pyspark)."),
+    ] = ScoringEngine.local,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master", help="Spark master URL (default: spark-submit's, else local[*])."
+        ),
     ] = None,
 ) -> None:
     """Score a file of applicants, streaming, into a CSV (probability, class, decision and a
@@ -266,22 +298,45 @@ def predict(
     from credit_risk.files import refuse_same_file
     from credit_risk.scoring import Scorer, predict_file
 
-    # The cheap checks first: no model load for a file that cannot be scored.
-    refuse_same_file(input, output)
-    check_readable(input)
     folder = model or get_settings().model_dir
+    if engine is ScoringEngine.spark:  # any URL Spark reads; the output folder is never replaced
+        _predict_with_spark(folder, input, output, spark_master, chunk_rows, progress)
+        return
+    if spark_master is not None:
+        raise typer.BadParameter("only used with --engine spark", param_hint="--spark-master")
+    # The cheap checks first: no model load for a file that cannot be scored.
+    refuse_same_file(Path(input), Path(output))
+    check_readable(Path(input))
     # Light load from the verified fast-path cache when intact (no MLflow, no scikit-learn).
     scorer = Scorer.from_folder(folder, batch=True)
     with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
         rows = predict_file(
             scorer,
-            input,
-            output,
+            Path(input),
+            Path(output),
             chunk_rows,
             progress=bar.update,
             language=(lang or get_settings().reason_language).value,
         )
     typer.echo(f"wrote {rows} rows to {output}")
+
+
+def _predict_with_spark(
+    folder: Path, input: str, output: str, master: str | None, chunk_rows: int, progress: bool
+) -> None:
+    """``predict --engine spark`` (:mod:`credit_risk.spark_batch`); exit 2 on rejected rows."""
+    from credit_risk.spark_batch import SparkBatchError, predict_with_spark
+
+    try:
+        run = predict_with_spark(folder, input, output, master, chunk_rows, progress)
+    except SparkBatchError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(run.summary())
+    problem = run.problem()
+    if problem is not None:
+        typer.echo(problem, err=True)
+    raise typer.Exit(run.exit_code)
 
 
 @app.command()

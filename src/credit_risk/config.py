@@ -8,6 +8,7 @@ Every setting can come from an environment variable with the ``CREDIT_RISK_`` pr
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -177,6 +178,29 @@ class Settings(BaseSettings):
     # (resampling within each group, seeded by ``seed``); 0 resamples = no intervals.
     fairness_bootstrap_resamples: int = Field(1000, ge=0)
     fairness_confidence: float = Field(0.95, gt=0, lt=1)
+    # Training data that grows (credit_risk.training_data): also train on the decision log's
+    # labelled decisions (logged inputs with realised outcomes), outcomes observed by
+    # ``outcomes_until`` (None: when the run starts; the run pins it so every step reads the
+    # same rows). The newest ``outcomes_holdout_fraction`` of them (by decision time) is kept
+    # out of training, as the out-of-time rows the promotion gate compares the models on.
+    train_with_outcomes: bool = False
+    outcomes_until: datetime | None = None
+    outcomes_holdout_fraction: float = Field(0.25, ge=0, lt=1)
+    # The monitor-and-retrain flow retrains only when at least this many rows it would train
+    # on are new to the champion (neither trained nor evaluated on; credit_risk.training_data).
+    retrain_min_new_rows: int = Field(1, ge=1)
+    # Promotion gate (credit_risk.gate): the challenger takes the alias only when the paired
+    # bootstrap interval (``gate_confidence``) of its per-applicant improvement in the objective
+    # over the champion lies wholly above ``gate_margin`` (units of the objective: cost per
+    # applicant, recall or ROC AUC). Out-of-time labelled decisions decide when there are
+    # ``gate_min_rows`` of them; otherwise a paired repeated CV of the two recipes on the
+    # run's rows (``gate_cv_folds`` x ``gate_cv_repeats``, each recipe refitted per fold).
+    gate_margin: float = Field(0.0, ge=0)
+    gate_confidence: float = Field(0.95, gt=0.5, lt=1)
+    gate_resamples: int = Field(2000, ge=100)
+    gate_min_rows: int = Field(100, ge=10)
+    gate_cv_folds: int = Field(5, ge=2)
+    gate_cv_repeats: int = Field(2, ge=1)
     # Drift monitor (credit_risk.monitor): the chance that a run over windows with no drift
     # alarms at all (one Bonferroni correction over every test of the run, all model versions).
     monitor_alarm_rate: float = Field(0.05, gt=0, lt=1)

@@ -166,6 +166,7 @@ def training_flow(
         "model_uri": result.model_uri,
         "promote": result.gate.promote,
         "reason": result.gate.reason,
+        "gate": result.gate.evidence,
         "champion_version": result.champion_version,
         "exported_to": [str(folder) for folder in result.exported_to],
     }
@@ -189,19 +190,34 @@ def check_drift(settings: Settings, since: str | None) -> dict[str, Any]:
     }
 
 
+@task(name="new-data-check", **_TASK_OPTIONS)
+def check_new_data(settings: Settings) -> dict[str, Any]:
+    """Whether a retrain would read rows the champion has not seen (training_data's guard)."""
+    from credit_risk.training_data import check_new_data as guard
+
+    check = guard(settings)
+    get_run_logger().info("new data: %s", check.reason)
+    return {"retrain": check.retrain, "reason": check.reason, "new_rows": check.new_rows}
+
+
 @flow(name="monitor-and-retrain", log_prints=True, persist_result=False)
 def monitor_flow(settings: Settings | None = None, since: str | None = "7d") -> dict[str, Any]:
-    """Check drift on the decision log; retrain (tune, gate, export) only when a test alarms.
+    """Check drift on the decision log; retrain (tune, gate, export) only when a test alarms
+    and the rows a retrain would read include some the champion has not seen (by row hash).
 
     The monitor's tests hold their false-alarm rate (``monitor_alarm_rate``, per run) at any
     window size, so a quiet week of few decisions retrains no more often than that.
 
     Returns:
-        The drift verdict, and under ``retrained`` the training flow's result when it ran.
+        The drift verdict, and under ``retrained`` the training flow's result when it ran; under
+        ``retrain_skipped`` why it did not, when drift was found.
     """
     settings = settings or get_settings()
     drift = check_drift(settings, since)
     if drift["drift"]:
+        new_data = check_new_data(settings)
+        if not new_data["retrain"]:
+            return {**drift, "retrained": None, "retrain_skipped": new_data["reason"]}
         return {**drift, "retrained": training_flow(settings)}
     return {**drift, "retrained": None}
 

@@ -73,6 +73,46 @@ class ModelFolderError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+class DataSource(BaseModel):
+    """One source of a training run's rows (see :mod:`credit_risk.fingerprint`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["file", "decision_log"]
+    location: str  # the file's path, or the log's URL without its password
+    rows: int = Field(ge=0)
+    sha256: str | None = None  # the file's sha256 (files)
+    # Labelled decisions (decision log): decision times of the first and last row read, and
+    # the time by which their outcomes had to be observed (ISO 8601, UTC).
+    first_decided_at: str | None = None
+    last_decided_at: str | None = None
+    observed_until: str | None = None
+
+
+class DataFingerprint(BaseModel):
+    """What a registered version was trained on, checkably (:mod:`credit_risk.fingerprint`).
+
+    Row hashes are the sha256 of a row's canonical line (the 20 attributes in codebook order as
+    UCI codes and integers, then the class 1/2): the same data fingerprints the same in the UCI
+    format and in a CSV. The lists of row hashes are MLflow artifacts of the version's run; here
+    they are summarised by the sha256 of their sorted concatenation.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    rows: int = Field(ge=0)
+    sha256: str  # sha256 of the canonical lines of all the run's rows, in order
+    sources: list[DataSource]
+    split_seed: int
+    test_size: float
+    trained_rows: int = Field(ge=0)  # rows the model was fitted and tuned on
+    trained_rows_sha256: str
+    held_out_rows: int = Field(ge=0)  # the run's test split (and out-of-time rows)
+    held_out_rows_sha256: str
+    # Newest decision time among the labelled decisions it trained on (None: none).
+    labelled_trained_until: str | None = None
+
+
 class ReasonCodesRecord(BaseModel):
     """Which reason-code table the model was saved with (``reason_codes.json``)."""
 
@@ -135,6 +175,9 @@ class ModelMetadata(BaseModel):
     # promoted; refused by the scorer), and always null for a scorecard (its reasons are the
     # points lost against each attribute's best bin, read from its table).
     reason_reference: ReasonReferenceRecord | None
+    # Registered since the fair gate: the data it was trained on, and the gate's evidence.
+    fingerprint: DataFingerprint | None = None
+    gate: dict[str, Any] | None = None
 
     @field_validator("trained_at")
     @classmethod
@@ -282,10 +325,18 @@ def load_pipeline(folder: Path) -> Any:
     """The fitted pipeline of an exported folder (MLflow's sklearn flavour, skops format).
 
     Raises:
-        ModelFolderError: the pipeline cannot be loaded (e.g. a truncated ``model.skops``).
+        ModelFolderError: the pipeline cannot be loaded (e.g. a truncated ``model.skops``, or
+            no MLflow installed, as in the slim serving image).
     """
-    import mlflow.sklearn
-
+    try:
+        import mlflow.sklearn
+    except ImportError as error:  # the slim serving image: only a verified cache can serve
+        raise ModelFolderError(
+            Path(folder) / "fastpath",
+            f"no verified fast-path cache matches this model and code, and the pipeline cannot "
+            f"be loaded without MLflow and scikit-learn ({error}); export the model with the "
+            "full image (or `credit-risk train`) of this same version",
+        ) from error
     try:
         return mlflow.sklearn.load_model(str(Path(folder) / MODEL_SUBDIR))
     except Exception as error:  # zip, skops, YAML and MLflow errors alike: name the file

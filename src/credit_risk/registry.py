@@ -1,4 +1,4 @@
-"""MLflow tracking and registry: experiment set-up, champion alias, promotion gate, export.
+"""MLflow tracking and registry: experiment set-up, champion alias, export.
 
 The exported folder is self-contained: ``model/`` (an MLflow model in the sklearn flavour,
 serialised with skops, with the package's code bundled), ``metadata.json`` (threshold,
@@ -131,38 +131,11 @@ def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersio
 
 @dataclass(frozen=True)
 class GateDecision:
+    """Whether the challenger took the alias, why, and the evidence (:mod:`credit_risk.gate`)."""
+
     promote: bool
     reason: str
-
-
-def promotion_gate(
-    metric: str,
-    challenger: float,
-    champion: float | None,
-    higher_is_better: bool,
-    limits_failed: list[str] | None = None,
-) -> GateDecision:
-    """Decide whether the challenger takes the alias. A tie or worse keeps the champion.
-
-    Args:
-        metric: name of the compared metric (for the reason).
-        challenger: challenger's value on the evaluation data.
-        champion: champion's value on the same data, or None without a champion.
-        higher_is_better: direction of the metric.
-        limits_failed: extra gate conditions the challenger failed (e.g. fairness limits).
-    """
-    if limits_failed:
-        return GateDecision(False, "challenger fails gate limits: " + "; ".join(limits_failed))
-    if champion is None:
-        return GateDecision(True, "no champion yet")
-    better = challenger > champion if higher_is_better else challenger < champion
-    relation = "better than" if better else ("ties" if challenger == champion else "worse than")
-    verdict = "promoted" if better else "champion kept"
-    return GateDecision(
-        better,
-        f"{verdict}: challenger {metric}={challenger:.4f} {relation} champion "
-        f"{metric}={champion:.4f} on the same test split",
-    )
+    evidence: dict[str, Any] | None = None
 
 
 def export_model(

@@ -7,8 +7,10 @@ The model family (``Settings.family``) is the forest, tuned, or a points scoreca
 (:func:`train`) and the Prefect flow runs the same sequence with a step runner that makes each
 named step a task (:mod:`credit_risk.flows`). Steps hand each other small values (parameters,
 run ids, model URIs, metric dicts), never DataFrames or fitted models: a step that needs the
-data re-reads the (small, checksummed) file and re-splits it with the same seed, and the fitted
-model travels through MLflow, so a retried step recomputes from the same inputs.
+data re-reads the (small, checksummed) file, and with outcomes the labelled decisions whose
+outcomes were known when the run started (:mod:`credit_risk.training_data`), and re-splits them
+with the same seed; the fitted model travels through MLflow, so a retried step recomputes from
+the same inputs.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from mlflow.models import infer_signature
 
 from credit_risk import __version__
 from credit_risk.card import Assessment, assess_run, log_assessment
-from credit_risk.config import Family, Objective, Settings, challenger_folder
-from credit_risk.data import check_trainable, file_sha256, load_training_data, split_dataset
+from credit_risk.config import Family, Settings, challenger_folder
+from credit_risk.data import Dataset, check_trainable, file_sha256
 from credit_risk.evaluate import (
     classification_metrics,
     confusion,
@@ -41,8 +43,10 @@ from credit_risk.evaluate import (
     summarise,
     threshold_basis,
 )
+from credit_risk.fingerprint import fingerprint_tags, log_fingerprint
+from credit_risk.gate import RECIPE_FILE, recipe_record, record_evidence, run_gate
 from credit_risk.model import SKOPS_TRUSTED_TYPES, build_model, classifier_importances
-from credit_risk.model_folder import DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_FILE
+from credit_risk.model_folder import DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_FILE, DataFingerprint
 from credit_risk.monitor import Reference, reference_provenance
 from credit_risk.reasons import (
     ReasonReference,
@@ -61,24 +65,17 @@ from credit_risk.registry import (
     champion_version,
     configure_mlflow,
     export_model,
-    promotion_gate,
     store_lock,
 )
 from credit_risk.scorecard.family import TABLE_KEY, scorecard_params
 from credit_risk.scorecard.model import PointsScorecard
 from credit_risk.scorecard.publish import log_scorecard
+from credit_risk.training_data import RunData, load_run_data, pin_outcomes
 from credit_risk.tune import cross_validate, load_study, search_objective, tune
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
-
-# The metric the promotion gate compares, per objective, and whether higher is better.
-GATE_METRIC: dict[Objective, tuple[str, bool]] = {
-    Objective.COST: ("cost", False),
-    Objective.RECALL: ("recall_bad", True),
-    Objective.AUC: ("roc_auc", True),
-}
 
 
 @dataclass
@@ -153,13 +150,23 @@ class LoggedRun:
 
 
 def split_training_data(settings: Settings) -> Split:
-    """Read and validate the training file, check it can be trained on, split it (stratified)."""
-    dataset = load_training_data(settings)
+    """Read and validate the run's rows, check they can be trained on, split them (stratified;
+    labelled decisions by time, see :func:`load_run_data`)."""
+    return Split(*run_data(settings).split())
+
+
+def run_data(settings: Settings) -> RunData:
+    """The run's rows (:func:`load_run_data`), refused when too few to train on."""
+    data = load_run_data(settings)
     calibration_folds = None if settings.calibration == "none" else settings.calibration_folds
     check_trainable(
-        dataset, settings.data_path, settings.test_size, settings.cv_folds, calibration_folds
+        Dataset(data.features, data.is_bad),
+        settings.data_path,
+        settings.test_size,
+        settings.cv_folds,
+        calibration_folds,
     )
-    return Split(*split_dataset(dataset, settings.test_size, settings.seed))
+    return data
 
 
 @dataclass(frozen=True)
@@ -270,11 +277,16 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
 
 
 def log_run(
-    settings: Settings, evaluation: Evaluation, split: Split, search: SearchSummary | None
+    settings: Settings,
+    evaluation: Evaluation,
+    split: Split,
+    search: SearchSummary | None,
+    data: RunData | None = None,
 ) -> LoggedRun:
     """Log parameters, metrics, plots and the model to a new MLflow run.
 
-    ``search`` is None when the parameters were given rather than searched.
+    ``search`` is None when the parameters were given rather than searched; ``data`` (the rows
+    ``split`` came from) adds the dataset fingerprint (:mod:`credit_risk.fingerprint`).
     """
     configure_mlflow(settings)
     costs = costs_of(settings)
@@ -293,6 +305,7 @@ def log_run(
                 "family": settings.family.value,
                 "cost_bad_accepted": costs.bad_accepted,
                 "cost_good_rejected": costs.good_rejected,
+                "train_with_outcomes": settings.train_with_outcomes,
             }
         )
         mlflow.log_metrics(
@@ -321,6 +334,13 @@ def log_run(
         if evaluation.reason_reference is not None:
             mlflow.log_dict(evaluation.reason_reference.to_json(), REASON_REFERENCE_ARTIFACT)
         mlflow.log_text(builtin_bytes().decode(), REASON_CODES_ARTIFACT)
+        mlflow.log_dict(
+            recipe_record(evaluation.params, settings, evaluation.threshold), RECIPE_FILE
+        )
+        fingerprint = None
+        if data is not None:
+            fingerprint = data.fingerprint()
+            log_fingerprint(fingerprint, data.hashes[data.train], data.hashes[data.test])
         if search is not None:
             mlflow.log_metric("study_best_value", search.best_value)
             mlflow.set_tag("study_name", search.study_name)
@@ -335,7 +355,7 @@ def log_run(
             mlflow.log_artifacts(folder, "plots")
         log_assessment(
             evaluation.responsible,
-            model_metadata(settings, run.info.run_id, "(unregistered)", evaluation),
+            model_metadata(settings, run.info.run_id, "(unregistered)", evaluation, fingerprint),
         )
         example = split.x_train.head(3)
         info = mlflow.sklearn.log_model(
@@ -363,8 +383,13 @@ def drift_reference(settings: Settings, evaluation: Evaluation, split: Split) ->
     )
 
 
-def register_version(settings: Settings, logged: LoggedRun, threshold: float) -> str:
-    """Register the run's model as a new version tagged with its threshold and objective."""
+def register_version(
+    settings: Settings, logged: LoggedRun, threshold: float, tags: dict[str, str] | None = None
+) -> str:
+    """Register the run's model as a new version tagged with its threshold and objective.
+
+    ``tags``: more version tags (the dataset fingerprint's summary).
+    """
     client = configure_mlflow(settings)
     name = settings.registered_model_name
     with store_lock(settings.tracking_uri, "register a model version"):
@@ -372,42 +397,47 @@ def register_version(settings: Settings, logged: LoggedRun, threshold: float) ->
         client.set_model_version_tag(name, version, THRESHOLD_TAG, str(threshold))
         client.set_model_version_tag(name, version, "objective", settings.objective.value)
         client.set_model_version_tag(name, version, FAMILY_TAG, settings.family.value)
+        for key, value in (tags or {}).items():
+            client.set_model_version_tag(name, version, key, value)
     return version
 
 
 def gate_version(
-    settings: Settings,
-    run_id: str,
-    version: str,
-    challenger_metrics: dict[str, float],
-    limits_failed: list[str] | None = None,
+    settings: Settings, run_id: str, version: str, limits_failed: list[str] | None = None
 ) -> tuple[GateDecision, str]:
-    """Compare the challenger with the champion on the same test split; move the alias if better.
+    """Compare the challenger with the champion on rows neither trained on; move the alias if
+    the challenger is better with the configured confidence (:func:`credit_risk.gate.run_gate`).
+
+    The evidence goes to the run and to the version's tags (:func:`record_evidence`).
 
     Returns:
         The decision and the champion's version number after it.
     """
-    split = split_training_data(settings)
     client = configure_mlflow(settings)
     name = settings.registered_model_name
     # One run at a time compares with the champion and moves the alias: two runs racing here
     # could each promote against a champion the other had just replaced.
     with store_lock(settings.tracking_uri, "compare with the champion"):
-        gate = _gate(
-            client, settings, split.x_test, split.y_test, challenger_metrics, limits_failed
+        report = run_gate(settings, client, version, limits_failed)
+        log.info(
+            "promotion gate for %s v%s (%.1f s): %s", name, version, report.seconds, report.reason
         )
-        log.info("promotion gate for %s v%s: %s", name, version, gate.reason)
-        client.set_tag(run_id, "promotion", gate.reason)
-        if gate.promote:
+        record_evidence(client, settings, run_id, version, report)
+        if report.promote:
             client.set_registered_model_alias(name, settings.champion_alias, version)
         elif not limits_failed:  # kept on the comparison: it scores in shadow (api/shadow.py)
             client.set_registered_model_alias(name, settings.challenger_alias, version)
         champion = champion_version(client, name, settings.champion_alias)
+    gate = GateDecision(report.promote, report.reason, report.evidence(settings))
     return gate, str(champion.version if champion else version)
 
 
 def model_metadata(
-    settings: Settings, run_id: str, version: str, evaluation: Evaluation
+    settings: Settings,
+    run_id: str,
+    version: str,
+    evaluation: Evaluation,
+    fingerprint: DataFingerprint | None = None,
 ) -> dict[str, Any]:
     """What ``metadata.json`` of an exported model says about it."""
     costs = costs_of(settings)
@@ -440,6 +470,7 @@ def model_metadata(
             evaluation.reason_reference.to_json() if evaluation.reason_reference else None
         ),
         "data_sha256": file_sha256(Path(settings.data_path)),
+        "fingerprint": fingerprint.model_dump(mode="json") if fingerprint else None,
         "package_version": __version__,
         **scorecard,
     }
@@ -515,6 +546,8 @@ class DataSummary:
     train_rows: int
     test_rows: int
     bad_rate: float
+    # Labelled decisions read from the decision log (training with outcomes).
+    labelled_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -530,6 +563,8 @@ class FitSummary:
     limits_failed: list[str] | None
     # metadata.json of the export, but for the version number (not known before registering).
     metadata: dict[str, Any] = field(repr=False)
+    # Registry version tags summarising the dataset fingerprint.
+    data_tags: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -541,14 +576,16 @@ class TrainingRun:
 
 
 def validate_data(settings: Settings) -> DataSummary:
-    """Read, validate and split the training file: bad data fails here, before any tuning."""
-    split = split_training_data(settings)
+    """Read, validate and split the run's rows: bad data fails here, before any tuning."""
+    data = run_data(settings)
+    split = Split(*data.split())
     return DataSummary(
         path=str(settings.data_path),
         sha256=file_sha256(Path(settings.data_path)),
         train_rows=len(split.y_train),
         test_rows=len(split.y_test),
         bad_rate=float(split.y_train.mean()),
+        labelled_rows=int(data.labelled.sum()),
     )
 
 
@@ -562,9 +599,11 @@ def fit_and_log(
     settings: Settings, params: dict[str, Any], search: SearchSummary | None
 ) -> FitSummary:
     """Fit, evaluate on the test split and log the run and its model to MLflow."""
-    split = split_training_data(settings)
+    data = run_data(settings)
+    split = Split(*data.split())
     evaluation = fit_evaluate(settings, params, split)
-    logged = log_run(settings, evaluation, split, search)
+    logged = log_run(settings, evaluation, split, search, data)
+    fingerprint = data.fingerprint()
     return FitSummary(
         run_id=logged.run_id,
         model_uri=logged.model_uri,
@@ -576,7 +615,8 @@ def fit_and_log(
             *evaluation.responsible.limits_failed,
             *([evaluation.reasons_unavailable] if evaluation.reasons_unavailable else []),
         ],
-        metadata=model_metadata(settings, logged.run_id, "", evaluation),
+        metadata=model_metadata(settings, logged.run_id, "", evaluation, fingerprint),
+        data_tags=fingerprint_tags(fingerprint),
     )
 
 
@@ -599,6 +639,8 @@ def run_training(
         The data check's summary and the run's result.
     """
     started = time.perf_counter()
+    # Every step (and the gate) reads the labelled decisions whose outcomes are known now.
+    settings = pin_outcomes(settings)
     data = run_step("validate-data", validate_data)(settings)
     search = None
     if params is None and settings.family is Family.SCORECARD:
@@ -608,11 +650,13 @@ def run_training(
         params = search.params
     fitted = run_step("fit-evaluate", fit_and_log)(settings, params, search)
     logged = LoggedRun(fitted.run_id, fitted.model_uri)
-    version = run_step("register", register_version)(settings, logged, fitted.threshold)
-    gate, champion_number = run_step("promotion-gate", gate_version)(
-        settings, fitted.run_id, version, fitted.test_metrics, fitted.limits_failed
+    version = run_step("register", register_version)(
+        settings, logged, fitted.threshold, fitted.data_tags
     )
-    metadata = {**fitted.metadata, "model_version": version}
+    gate, champion_number = run_step("promotion-gate", gate_version)(
+        settings, fitted.run_id, version, fitted.limits_failed
+    )
+    metadata = {**fitted.metadata, "model_version": version, "gate": gate.evidence}
     exported = run_step("export", export_version)(
         settings, fitted.model_uri, metadata, gate.promote, output
     )
@@ -649,38 +693,6 @@ def train(
     return run_training(settings, params, output).result
 
 
-def _gate(
-    client: Any,
-    settings: Settings,
-    x_test: pd.DataFrame,
-    y_test: pd.Series,
-    challenger_metrics: dict[str, float],
-    limits_failed: list[str] | None = None,
-) -> GateDecision:
-    """Score the current champion on this run's test split and compare."""
-    metric, higher_is_better = GATE_METRIC[settings.objective]
-    current = champion_version(client, settings.registered_model_name, settings.champion_alias)
-    if current is None:
-        return promotion_gate(
-            metric, challenger_metrics[metric], None, higher_is_better, limits_failed
-        )
-    champion = mlflow.sklearn.load_model(
-        f"models:/{settings.registered_model_name}@{settings.champion_alias}"
-    )
-    champion_threshold = float(current.tags.get(THRESHOLD_TAG, 0.5))
-    champion_probability = champion.predict_proba(x_test)[:, 1]
-    champion_metrics = classification_metrics(
-        y_test.to_numpy(), champion_probability, champion_threshold, costs_of(settings)
-    )
-    return promotion_gate(
-        metric,
-        challenger_metrics[metric],
-        champion_metrics[metric],
-        higher_is_better,
-        limits_failed,
-    )
-
-
 def result_summary(result: TrainingResult) -> str:
     """Readable summary of a run, for the CLI."""
     lines = [
@@ -696,5 +708,11 @@ def result_summary(result: TrainingResult) -> str:
         ),
         f"gate:  {result.gate.reason}; champion is v{result.champion_version}",
     ]
+    evidence = result.gate.evidence or {}
+    if evidence.get("summary"):
+        lines.append(f"       evidence: {evidence['summary']}")
+    lines += [f"       note: {note}" for note in evidence.get("notes", [])]
+    if evidence:
+        lines.append(f"       gate took {evidence['seconds']:.1f} s")
     lines += [f"exported to {path}" for path in result.exported_to]
     return "\n".join(lines)

@@ -60,17 +60,7 @@ def build_payloads(
         request_id = new_request_id()
         language = languages[index] if languages is not None else DEFAULT_LANGUAGE
         # Logged as answered: the codes, and the texts the applicant was given.
-        reasons = [
-            {
-                "code": r.code,
-                "text": r.texts[language],
-                "attribute": r.attribute,
-                "value": r.value,
-                "contribution": r.contribution,
-                "unit": r.unit,
-            }
-            for r in decision.reasons
-        ]
+        reasons = [r.answer(language) for r in decision.reasons]
         payloads.append(
             {
                 "request_id": request_id,
