@@ -502,8 +502,17 @@ def serve(
             help="Serve a registered model, e.g. models:/german-credit-risk@champion.",
         ),
     ] = None,
+    challenger: Annotated[
+        Path | None,
+        typer.Option(
+            "--challenger",
+            help="Exported challenger folder scored in shadow (default: challenger beside "
+            "the model folder, when it exists).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the API and the web page (uvicorn)."""
+    """Serve the API and the web page (uvicorn). SIGHUP or POST /admin/reload reloads the
+    champion and the challenger without downtime."""
     import os
     import tempfile
 
@@ -513,7 +522,12 @@ def serve(
 
     _logging(False)
     settings = get_settings(
-        host=host, port=port, workers=workers, model_dir=model, model_uri=model_uri
+        host=host,
+        port=port,
+        workers=workers,
+        model_dir=model,
+        model_uri=model_uri,
+        challenger_dir=challenger,
     )
     # Refused here in one line; inside the workers it would be a startup traceback.
     check_log_location(settings.decision_log_url)
@@ -521,6 +535,8 @@ def serve(
     os.environ["CREDIT_RISK_MODEL_DIR"] = str(settings.model_dir)
     if settings.model_uri:
         os.environ["CREDIT_RISK_MODEL_URI"] = settings.model_uri
+    if settings.challenger_dir is not None:
+        os.environ["CREDIT_RISK_CHALLENGER_DIR"] = str(settings.challenger_dir)
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="credit-risk-metrics-")
     typer.echo(f"serving on http://{settings.host}:{settings.port} (docs at /docs)")
@@ -846,6 +862,84 @@ def performance(
         raise typer.Exit(2) from error
     typer.echo(result.table())
     typer.echo(f"report: {result.report_path}")
+
+
+# --- model changes: aliases, shadow challenger (issue 14) ---
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="The registered version number, e.g. 3.")],
+    alias: Annotated[
+        str,
+        typer.Option(
+            "--alias", help="champion (serves the answers) or challenger (scored in shadow)."
+        ),
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="The champion's folder (the challenger's is beside it)."),
+    ] = None,
+    export: Annotated[
+        bool, typer.Option("--export/--no-export", help="Export the version to its folder.")
+    ] = True,
+) -> None:
+    """Move the champion or challenger alias to a version, print the gate's evidence stored on
+    it, and export it where the service loads it (then POST /admin/reload or SIGHUP)."""
+    from credit_risk.promotion import Alias
+    from credit_risk.promotion import promote as move_alias
+
+    if alias not in tuple(Alias):
+        raise typer.BadParameter(f"{alias!r} is not champion or challenger", param_hint="--alias")
+    _logging(False)
+    settings = get_settings(model_dir=model)
+    result = move_alias(settings, Alias(alias), version, export)
+    typer.echo(result.text(settings.registered_model_name))
+
+
+shadow_app = typer.Typer(
+    help="The shadow challenger: its decisions beside the champion's, from the decision log.",
+    no_args_is_help=True,
+)
+app.add_typer(shadow_app, name="shadow")
+
+
+@shadow_app.command("report")
+def shadow_report(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Decisions since: 30d, 24h, 90m or an ISO date/time."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Decisions before: an ISO date/time (or 7d).")
+    ] = None,
+    log_url: LogUrlOption = None,
+    resamples: Annotated[
+        int | None,
+        typer.Option("--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
+    ] = None,
+    seed: SeedOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Agreement, score differences and, where outcomes exist, the realised comparison of the
+    challenger's shadow decisions with the champion's."""
+    import sqlalchemy as sa
+
+    from credit_risk.decision_log import check_log_exists
+    from credit_risk.shadow import shadow_report as build_report
+
+    _logging(False)
+    settings = get_settings(
+        decision_log_url=log_url, performance_bootstrap_resamples=resamples, seed=seed
+    )
+    window = (_moment_option(since, "--since"), _moment_option(until, "--until"))
+    check_log_exists(settings.decision_log_url)
+    try:
+        report = build_report(settings, *window)
+    except sa.exc.OperationalError as error:
+        typer.echo(f"error: cannot read the decision log: {error.orig}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(report.to_json() if as_json else report.text())
 
 
 if __name__ == "__main__":
