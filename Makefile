@@ -7,9 +7,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 MODEL_DIR ?= models/champion
 
-.PHONY: run test install install-dev train serve mlflow-ui prefect-ui flow lint lock \
+.PHONY: run test install install-dev install-spark train serve mlflow-ui prefect-ui flow lint lock \
         bench bench-quality bench-serving bench-flow bench-tuning evaluate clean \
-        monitor bench-calibration bench-protected bench-batch bench-engines bench-drift bench-reasons bench-recourse bench-lifecycle screenshot
+        monitor bench-calibration bench-protected bench-batch bench-engines bench-drift bench-reasons bench-recourse bench-spark bench-lifecycle screenshot image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -31,6 +31,20 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
+
+## install-spark: what `credit-risk predict --engine spark` needs: pyspark (its pin in
+## requirements-dev.txt) and a Java 17 runtime (Debian's openjdk-17-jre-headless, unless a
+## `java` or JAVA_HOME is already there)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+install-spark: install
+	$(UV) pip install --python $(BIN)/python --quiet $$(grep -E '^(pyspark|py4j)==' requirements-dev.txt)
+	@if [ -n "$$JAVA_HOME" ] || command -v java >/dev/null 2>&1; then \
+		echo "Java runtime: $$(java -version 2>&1 | head -n 1)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		$(SUDO) mkdir -p /usr/share/man/man1 && \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else echo "install a Java 17 or 21 runtime (e.g. Eclipse Temurin) and set JAVA_HOME" >&2; exit 1; fi
 
 ## run: install, train if no champion is exported yet, then serve the API and page
 run: install
@@ -72,6 +86,10 @@ screenshot: install-dev
 	CREDIT_RISK_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BIN)/python -m pytest -p no:xdist \
 		tests/api/test_browser.py -k scores_an_applicant
 
+## image: build the base image (Debian packages), the full and the slim serving image with podman
+image:
+	containers/build.sh
+
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks *.py
 	$(BIN)/ruff format --check src tests benchmarks *.py
@@ -81,6 +99,8 @@ lint: install-dev
 lock: | $(BIN)/python
 	$(UV) pip compile --python-version 3.11 requirements.in -o requirements.txt
 	$(UV) pip compile --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+	$(UV) pip compile --python-version 3.11 requirements-serve.in -c requirements.txt \
+		-o requirements-serve.txt
 
 bench: bench-quality
 
@@ -101,6 +121,7 @@ BENCH_gauges := realised_gauges
 BENCH_drift := drift_alarms
 BENCH_reasons := reasons
 BENCH_recourse := recourse
+BENCH_spark := spark_batch
 BENCH_lifecycle := lifecycle
 BENCHES := $(patsubst BENCH_%,bench-%,$(filter BENCH_%,$(.VARIABLES)))
 

@@ -13,6 +13,13 @@ instance the commit before a change, from ``git archive``), in the same run, so 
 cost is read as a before/after ratio; ``--no-mlflow`` leaves ``mlflow models serve`` out. The
 applicant scored is rejected by the benchmark model (its reasons are computed every time);
 ``--applicant approved`` scores one the model approves instead.
+
+``--challenger`` also serves the same champion with a shadow challenger (``credit_risk.api.shadow``)
+in the same run, so that the shadow's cost is read as a ratio (p99 with / without). The
+challenger is the real thing: a second training run of the same recipe, which ties with the
+champion, so the gate keeps the champion and the run takes the challenger alias and is exported
+beside it (a forest exactly as costly to score as the champion). The server without it runs
+with ``CREDIT_RISK_SHADOW=false``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -85,6 +93,34 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    # The server's CPU time (all its processes) per request: steadier than latency on a
+    # shared machine, where other processes' load moves the tail (NaN off Linux).
+    cpu_ms: float = math.nan
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants, from /proc (NaN elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    parents: dict[int, tuple[int, float]] = {}
+    try:
+        entries = [e for e in Path("/proc").iterdir() if e.name.isdigit()]
+    except OSError:
+        return math.nan
+    for entry in entries:
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    if pid not in parents:
+        return math.nan
+    family = {pid}
+    grew = True
+    while grew:
+        children = {child for child, (parent, _) in parents.items() if parent in family}
+        grew = not children <= family
+        family |= children
+    return sum(parents[member][1] for member in family)
 
 
 def prepare_store(store: Path) -> Path:
@@ -104,6 +140,28 @@ def prepare_store(store: Path) -> Path:
         print(f"training a {BENCH_PARAMS['n_estimators']}-tree forest into {store} ...", flush=True)
         train(settings, params=dict(BENCH_PARAMS))
     return settings.model_dir
+
+
+def prepare_challenger(store: Path) -> Path:
+    """Train the challenger into ``store`` (the champion's recipe again: the gate keeps the
+    champion and exports the new version beside it) unless it is already there."""
+    from credit_risk.config import challenger_folder, get_settings
+
+    settings = get_settings(
+        tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
+        artifact_location=str(store / "mlruns"),
+        model_dir=store / "models" / "champion",
+        trials=0,
+    )
+    folder = challenger_folder(settings)
+    if not (folder / "metadata.json").exists():
+        from credit_risk.train import train
+
+        print("training the challenger (the champion's recipe again) ...", flush=True)
+        result = train(settings, params=dict(BENCH_PARAMS))
+        if result.gate.promote:
+            raise SystemExit(f"the gate promoted the challenger: {result.gate.reason}")
+    return folder
 
 
 def _ms(text: str) -> float:
@@ -201,6 +259,11 @@ def main() -> None:
         help="also serve the model with this src folder (e.g. the previous commit's)",
     )
     parser.add_argument("--no-mlflow", action="store_true", help="leave mlflow models serve out")
+    parser.add_argument(
+        "--challenger",
+        action="store_true",
+        help="also serve the champion with a shadow challenger (ratio of p99 with / without)",
+    )
     parser.add_argument("--applicant", choices=("rejected", "approved"), default="rejected")
     parser.add_argument(
         "--rounds",
@@ -215,6 +278,7 @@ def main() -> None:
     store = args.store or Path(tempfile.mkdtemp(prefix="bench-serving-"))
     store.mkdir(parents=True, exist_ok=True)
     model_dir = prepare_store(store)
+    challenger_dir = prepare_challenger(store) if args.challenger else None
     tracking = f"sqlite:///{store / 'mlflow.db'}"
     meta = json.loads((model_dir / "metadata.json").read_text())
     uri = f"models:/{meta['model_name']}/{meta['model_version']}"
@@ -226,6 +290,8 @@ def main() -> None:
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
         "MLFLOW_TRACKING_URI": tracking,
         "CREDIT_RISK_DECISION_LOG_URL": f"sqlite:///{log_db}",
+        # The other servers score no challenger, even with one exported beside the champion.
+        "CREDIT_RISK_SHADOW": "false",
     }
 
     def serve_ours(folder: Path, extra_env: dict[str, str]) -> tuple[int, subprocess.Popen[bytes]]:
@@ -249,6 +315,26 @@ def main() -> None:
         f"http://127.0.0.1:{ours_port}/health",
         ours,
     )
+    shadow_db = store / "bench-decisions-shadow.db"
+    shadow_name = "this API + shadow challenger"
+    if challenger_dir is not None:
+        shadow_db.unlink(missing_ok=True)
+        port, process = serve_ours(
+            model_dir,
+            {
+                "CREDIT_RISK_SHADOW": "true",
+                "CREDIT_RISK_CHALLENGER_DIR": str(challenger_dir),
+                "CREDIT_RISK_DECISION_LOG_URL": f"sqlite:///{shadow_db}",
+            },
+        )
+        processes.append(process)
+        targets[shadow_name] = (
+            f"http://127.0.0.1:{port}/predict",
+            applicant,
+            f"http://127.0.0.1:{port}/health",
+            process,
+        )
+        shadow_port = port
     if args.baseline_src:
         # A copy of the folder: the other code may rebuild the fast-path cache in it.
         baseline_dir = store / "baseline-model"
@@ -304,6 +390,19 @@ def main() -> None:
     try:
         for _, (_, _, ready, process) in targets.items():
             wait_until_ready(ready, process)
+        if challenger_dir is not None:
+            deadline = time.monotonic() + 180
+            while (served := httpx.get(f"http://127.0.0.1:{shadow_port}/admin/models").json())[
+                "challenger"
+            ] is None:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the challenger did not load: {served}")
+                time.sleep(0.2)
+            print(
+                f"shadow server: champion v{served['champion']}, "
+                f"challenger v{served['challenger']}",
+                flush=True,
+            )
         first = httpx.post(f"http://127.0.0.1:{ours_port}/predict", json=applicant).json()
         print(
             f"benchmark applicant: {first['decision']}, {len(first['reasons'])} reasons",
@@ -315,13 +414,17 @@ def main() -> None:
             if round_number % 2:
                 order.reverse()
             for connections in [int(c) for c in args.connections.split(",")]:
-                for name, (url, body, _, _) in order:
+                for name, (url, body, _, process) in order:
                     load(url, body, connections, 2)  # warm-up
+                    cpu = server_cpu_seconds(process.pid)
                     requests, errors, rps, p50, p99 = load(url, body, connections, args.seconds)
-                    measured.append(Result(name, connections, requests, errors, rps, p50, p99))
+                    cpu_ms = 1e3 * (server_cpu_seconds(process.pid) - cpu) / max(requests, 1)
+                    measured.append(
+                        Result(name, connections, requests, errors, rps, p50, p99, cpu_ms)
+                    )
                     print(
                         f"  {name:<45} c={connections:<3} {rps:9.1f} req/s  p50 {p50:8.2f} ms  "
-                        f"p99 {p99:8.2f} ms  errors {errors}",
+                        f"p99 {p99:8.2f} ms  CPU {cpu_ms:.3f} ms/req  errors {errors}",
                         flush=True,
                     )
         for connections in [int(c) for c in args.connections.split(",")]:
@@ -336,6 +439,7 @@ def main() -> None:
                         float(statistics.median(r.rps for r in cell)),
                         float(statistics.median(r.p50_ms for r in cell)),
                         float(statistics.median(r.p99_ms for r in cell)),
+                        float(statistics.median(r.cpu_ms for r in cell)),
                     )
                 )
     finally:
@@ -350,6 +454,19 @@ def main() -> None:
     from credit_risk.decision_log import count_rows, make_engine
 
     logged = count_rows(make_engine(f"sqlite:///{log_db}"))
+    shadow_counts = None
+    if challenger_dir is not None:
+        import sqlalchemy as sa
+
+        from credit_risk.decision_log import shadow_table
+
+        engine = make_engine(f"sqlite:///{shadow_db}")
+        with engine.connect() as connection:
+            shadowed = connection.execute(
+                sa.select(sa.func.count()).select_from(shadow_table)
+            ).scalar_one()
+        shadow_counts = (count_rows(engine), int(shadowed))
+        engine.dispose()
     print(
         f"\nModel {uri} ({meta.get('params', {}).get('n_estimators', '?')} trees), "
         f"{args.workers} workers each, {os.cpu_count()} cores, "
@@ -357,11 +474,34 @@ def main() -> None:
         f"median of {args.rounds} round(s); "
         f"decision log rows written by this API: {logged}"
     )
-    print("\n| connections | server | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|")
+    if shadow_counts is not None:
+        decided, shadowed = shadow_counts
+        print(
+            f"shadow server: {decided} decisions logged, {shadowed} with the challenger's "
+            f"shadow decision ({shadowed / max(decided, 1):.1%})"
+        )
+    print(
+        "\n| connections | server | req/s | p50 ms | p99 ms | server CPU ms/request |\n"
+        "|---|---|---|---|---|---|"
+    )
     for r in results:
-        print(f"| {r.connections} | {r.server} | {r.rps:.1f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
+        print(
+            f"| {r.connections} | {r.server} | {r.rps:.1f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+            f"| {r.cpu_ms:.3f} |"
+        )
     for connections in sorted({r.connections for r in results}):
         ours_result, *others = [r for r in results if r.connections == connections]
+        shadow = next((r for r in others if r.server == shadow_name), None)
+        if shadow is not None:
+            others.remove(shadow)
+            print(
+                f"at {connections} connection(s), shadow challenger on / off: "
+                f"p99 {shadow.p99_ms:.2f} / {ours_result.p99_ms:.2f} ms = "
+                f"{shadow.p99_ms / max(ours_result.p99_ms, 1e-9):.2f}x, "
+                f"p50 {shadow.p50_ms / max(ours_result.p50_ms, 1e-9):.2f}x, "
+                f"throughput {shadow.rps / max(ours_result.rps, 1e-9):.2f}x, "
+                f"server CPU per request {shadow.cpu_ms / max(ours_result.cpu_ms, 1e-9):.2f}x"
+            )
         for other in others:
             if other.rps > 0:
                 print(

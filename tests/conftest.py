@@ -74,3 +74,24 @@ def scorer(model_dir: Path) -> Scorer:
 def applicants() -> pd.DataFrame:
     """The 1000 shipped applicants (a fresh frame per module: tests may not share edits)."""
     return read_applicants(DATA).features
+
+
+@pytest.fixture(scope="session")
+def champion_and_challenger(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Settings, Path, Path]:
+    """Two training runs into one store of their own: v1 is promoted (no champion yet); v2,
+    the same recipe, ties and is kept by the gate, so it takes the challenger alias and is
+    exported beside the champion. Each run also exports a copy tests may take and change.
+
+    Returns ``(settings, copy of v1, copy of v2)``.
+    """
+    from credit_risk.train import train
+
+    folder = tmp_path_factory.mktemp("two-versions")
+    settings = make_settings(folder)
+    first = train(settings, params=FAST_PARAMS, output=folder / "copies" / "v1")
+    second = train(settings, params=FAST_PARAMS, output=folder / "copies" / "v2")
+    assert (first.version, first.gate.promote) == ("1", True)
+    assert (second.version, second.gate.promote) == ("2", False), second.gate.reason
+    return settings, folder / "copies" / "v1", folder / "copies" / "v2"

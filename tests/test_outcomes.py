@@ -337,10 +337,10 @@ def test_a_log_of_the_previous_release_is_upgraded_on_open(tmp_path: Path) -> No
     log.start()
     log.close()
     engine = make_engine(url)
-    assert schema_version(engine) == SCHEMA_VERSION == 2
+    assert schema_version(engine) == SCHEMA_VERSION == 3
     with engine.connect() as connection:
         versions = list(connection.execute(sa.select(schema_table.c.version)).scalars())
-        assert sorted(versions) == [1, 2]
+        assert sorted(versions) == [1, 2, 3]
         assert (
             connection.execute(sa.select(sa.func.count()).select_from(decisions_table)).scalar()
             == 3

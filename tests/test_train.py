@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from credit_risk.config import Settings
+from credit_risk.config import Settings, challenger_folder
 from credit_risk.data import read_applicants
 from credit_risk.gate import Comparison, decide
 from credit_risk.registry import load_exported, read_metadata
@@ -70,6 +70,11 @@ def test_worse_challenger_does_not_take_the_alias(tmp_path: Path) -> None:
     champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
     assert str(champion.version) == first.version != worse.version
     assert (settings.model_dir / "metadata.json").read_text() == exported_before
+    # Kept on the comparison, it is the challenger, exported beside the champion.
+    challenger = client.get_model_version_by_alias(settings.registered_model_name, "challenger")
+    assert str(challenger.version) == worse.version
+    _, metadata = load_exported(challenger_folder(settings))
+    assert metadata["model_version"] == worse.version
 
 
 def test_better_challenger_is_promoted_with_its_evidence(tmp_path: Path) -> None:
@@ -166,6 +171,8 @@ def test_model_that_cannot_give_reasons_is_never_promoted_or_served(tmp_path: Pa
     assert "no adverse-action reasons" in result.gate.reason
     assert "approves none of its training applicants" in result.gate.reason
     assert not (settings.model_dir / "metadata.json").exists()
+    # Failing the gate's limits is not being kept on the comparison: no challenger either.
+    assert not challenger_folder(settings).exists()
     _, metadata = load_exported(out)
     assert metadata["reason_reference"] is None
     with pytest.raises(ModelFolderError) as raised:

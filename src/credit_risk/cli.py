@@ -14,6 +14,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
@@ -250,10 +251,22 @@ def train(
     )
 
 
+class ScoringEngine(StrEnum):
+    """Where ``credit-risk predict`` scores: this process, or a Spark job."""
+
+    local = "local"
+    spark = "spark"
+
+
 @app.command()
 def predict(
-    input: Annotated[Path, typer.Option("--input", help="UCI-format or CSV file.")],
-    output: Annotated[Path, typer.Option("--output", help="CSV to write.")],
+    # Text, not Path: with --engine spark these are URLs (s3a://, hdfs://) that Path would mangle.
+    input: Annotated[
+        str, typer.Option("--input", help="UCI-format or CSV file (spark: also Parquet, any URL).")
+    ],
+    output: Annotated[
+        str, typer.Option("--output", help="CSV to write (spark: a Parquet or .csv folder).")
+    ],
     model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (memory grows with it).")
@@ -261,6 +274,16 @@ def predict(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     lang: Annotated[
         Language | None, typer.Option("--lang", help="Reason texts (default: setting).")
+    ] = None,
+    engine: Annotated[
+        ScoringEngine,
+        typer.Option("--engine", help="local: this process; spark: a Spark job (pyspark)."),
+    ] = ScoringEngine.local,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master", help="Spark master URL (default: spark-submit's, else local[*])."
+        ),
     ] = None,
 ) -> None:
     """Score a file of applicants, streaming, into a CSV (probability, class, decision and a
@@ -275,22 +298,45 @@ def predict(
     from credit_risk.files import refuse_same_file
     from credit_risk.scoring import Scorer, predict_file
 
-    # The cheap checks first: no model load for a file that cannot be scored.
-    refuse_same_file(input, output)
-    check_readable(input)
     folder = model or get_settings().model_dir
+    if engine is ScoringEngine.spark:  # any URL Spark reads; the output folder is never replaced
+        _predict_with_spark(folder, input, output, spark_master, chunk_rows, progress)
+        return
+    if spark_master is not None:
+        raise typer.BadParameter("only used with --engine spark", param_hint="--spark-master")
+    # The cheap checks first: no model load for a file that cannot be scored.
+    refuse_same_file(Path(input), Path(output))
+    check_readable(Path(input))
     # Light load from the verified fast-path cache when intact (no MLflow, no scikit-learn).
     scorer = Scorer.from_folder(folder, batch=True)
     with tqdm(unit=" rows", disable=not progress, desc="scoring") as bar:
         rows = predict_file(
             scorer,
-            input,
-            output,
+            Path(input),
+            Path(output),
             chunk_rows,
             progress=bar.update,
             language=(lang or get_settings().reason_language).value,
         )
     typer.echo(f"wrote {rows} rows to {output}")
+
+
+def _predict_with_spark(
+    folder: Path, input: str, output: str, master: str | None, chunk_rows: int, progress: bool
+) -> None:
+    """``predict --engine spark`` (:mod:`credit_risk.spark_batch`); exit 2 on rejected rows."""
+    from credit_risk.spark_batch import SparkBatchError, predict_with_spark
+
+    try:
+        run = predict_with_spark(folder, input, output, master, chunk_rows, progress)
+    except SparkBatchError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(run.summary())
+    problem = run.problem()
+    if problem is not None:
+        typer.echo(problem, err=True)
+    raise typer.Exit(run.exit_code)
 
 
 @app.command()
@@ -456,8 +502,17 @@ def serve(
             help="Serve a registered model, e.g. models:/german-credit-risk@champion.",
         ),
     ] = None,
+    challenger: Annotated[
+        Path | None,
+        typer.Option(
+            "--challenger",
+            help="Exported challenger folder scored in shadow (default: challenger beside "
+            "the model folder, when it exists).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the API and the web page (uvicorn)."""
+    """Serve the API and the web page (uvicorn). SIGHUP or POST /admin/reload reloads the
+    champion and the challenger without downtime."""
     import os
     import tempfile
 
@@ -467,7 +522,12 @@ def serve(
 
     _logging(False)
     settings = get_settings(
-        host=host, port=port, workers=workers, model_dir=model, model_uri=model_uri
+        host=host,
+        port=port,
+        workers=workers,
+        model_dir=model,
+        model_uri=model_uri,
+        challenger_dir=challenger,
     )
     # Refused here in one line; inside the workers it would be a startup traceback.
     check_log_location(settings.decision_log_url)
@@ -475,6 +535,8 @@ def serve(
     os.environ["CREDIT_RISK_MODEL_DIR"] = str(settings.model_dir)
     if settings.model_uri:
         os.environ["CREDIT_RISK_MODEL_URI"] = settings.model_uri
+    if settings.challenger_dir is not None:
+        os.environ["CREDIT_RISK_CHALLENGER_DIR"] = str(settings.challenger_dir)
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="credit-risk-metrics-")
     typer.echo(f"serving on http://{settings.host}:{settings.port} (docs at /docs)")
@@ -800,6 +862,84 @@ def performance(
         raise typer.Exit(2) from error
     typer.echo(result.table())
     typer.echo(f"report: {result.report_path}")
+
+
+# --- model changes: aliases, shadow challenger (issue 14) ---
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="The registered version number, e.g. 3.")],
+    alias: Annotated[
+        str,
+        typer.Option(
+            "--alias", help="champion (serves the answers) or challenger (scored in shadow)."
+        ),
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="The champion's folder (the challenger's is beside it)."),
+    ] = None,
+    export: Annotated[
+        bool, typer.Option("--export/--no-export", help="Export the version to its folder.")
+    ] = True,
+) -> None:
+    """Move the champion or challenger alias to a version, print the gate's evidence stored on
+    it, and export it where the service loads it (then POST /admin/reload or SIGHUP)."""
+    from credit_risk.promotion import Alias
+    from credit_risk.promotion import promote as move_alias
+
+    if alias not in tuple(Alias):
+        raise typer.BadParameter(f"{alias!r} is not champion or challenger", param_hint="--alias")
+    _logging(False)
+    settings = get_settings(model_dir=model)
+    result = move_alias(settings, Alias(alias), version, export)
+    typer.echo(result.text(settings.registered_model_name))
+
+
+shadow_app = typer.Typer(
+    help="The shadow challenger: its decisions beside the champion's, from the decision log.",
+    no_args_is_help=True,
+)
+app.add_typer(shadow_app, name="shadow")
+
+
+@shadow_app.command("report")
+def shadow_report(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Decisions since: 30d, 24h, 90m or an ISO date/time."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Decisions before: an ISO date/time (or 7d).")
+    ] = None,
+    log_url: LogUrlOption = None,
+    resamples: Annotated[
+        int | None,
+        typer.Option("--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
+    ] = None,
+    seed: SeedOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Agreement, score differences and, where outcomes exist, the realised comparison of the
+    challenger's shadow decisions with the champion's."""
+    import sqlalchemy as sa
+
+    from credit_risk.decision_log import check_log_exists
+    from credit_risk.shadow import shadow_report as build_report
+
+    _logging(False)
+    settings = get_settings(
+        decision_log_url=log_url, performance_bootstrap_resamples=resamples, seed=seed
+    )
+    window = (_moment_option(since, "--since"), _moment_option(until, "--until"))
+    check_log_exists(settings.decision_log_url)
+    try:
+        report = build_report(settings, *window)
+    except sa.exc.OperationalError as error:
+        typer.echo(f"error: cannot read the decision log: {error.orig}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(report.to_json() if as_json else report.text())
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ class Names(StrEnum):
     EXPERIMENT = "german-credit-risk"
     REGISTERED_MODEL = "german-credit-risk"
     CHAMPION_ALIAS = "champion"
+    CHALLENGER_ALIAS = "challenger"
 
 
 _PLACEHOLDER_SECRETS = frozenset(
@@ -141,9 +142,14 @@ class Settings(BaseSettings):
     experiment_name: str = Names.EXPERIMENT.value
     registered_model_name: str = Names.REGISTERED_MODEL.value
     champion_alias: str = Names.CHAMPION_ALIAS.value
+    # The version scored in shadow beside the champion (a training run whose gate kept the
+    # champion, or `credit-risk promote --alias challenger`); see credit_risk.api.shadow.
+    challenger_alias: str = Names.CHALLENGER_ALIAS.value
 
     # Where the exported champion lives (self-contained; serving needs no MLflow server).
     model_dir: Path = Path("models/champion")
+    # Where the exported challenger lives; None: a folder named "challenger" beside model_dir.
+    challenger_dir: Path | None = None
 
     # Distributed tuning (database storage): a worker silent this long has died; its trial is
     # marked FAIL and retried up to trial_max_retry times with the same parameters.
@@ -219,6 +225,17 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         None, description="When set, /predict routes require it in the X-API-Key header."
     )
+    # Shadow challenger (credit_risk.api.shadow): score every request with the challenger too,
+    # after the answer, and log its decision beside the champion's. A registry URI
+    # (``models:/<name>@challenger``) wins over the challenger folder.
+    shadow: bool = True
+    challenger_uri: str | None = None
+    # Applicants waiting for shadow scoring beyond which new ones are dropped (and counted):
+    # a challenger that cannot keep up must not grow the service's memory.
+    shadow_max_pending: int = Field(100_000, ge=1)
+    # Pause between two shadow rounds: each round scores everything queued as one batch and
+    # commits it in one transaction, so the decisions' commits meet few shadow commits.
+    shadow_interval_seconds: float = Field(0.05, ge=0)
     cors_origins: list[str] = Field(default_factory=list)
     max_batch: int = Field(1000, ge=1, le=100_000)
     # Larger request bodies get a 413 before they are parsed. None: twice the largest valid
@@ -242,6 +259,17 @@ class Settings(BaseSettings):
                 "set a real secret or leave it unset"
             )
         return value or None
+
+
+def challenger_folder(settings: Settings) -> Path:
+    """The exported challenger's folder: ``challenger_dir``, or ``challenger`` beside the
+    champion's ``model_dir``."""
+    if settings.challenger_dir is not None:
+        return settings.challenger_dir
+    champion = settings.model_dir
+    if not champion.name:  # "." or "/": name it to find what is beside it
+        champion = champion.resolve()
+    return champion.with_name(Names.CHALLENGER_ALIAS.value)
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -28,7 +28,15 @@ from pyarrow import csv as pa_csv
 
 from credit_risk.config import DEFAULT_DATA, GERMAN_DATA_SHA256, Settings
 from credit_risk.errors import UserError
-from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, TARGET, Kind
+from credit_risk.schema import (
+    ATTRIBUTES,
+    BAD,
+    CLASS_LABELS,
+    FEATURE_NAMES,
+    TARGET,
+    Attribute,
+    Kind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,22 +123,28 @@ def verify_checksum(path: Path, expected: str) -> None:
         )
 
 
-def detect_format(path: Path) -> str:
-    """``"csv"`` when the first line has commas (a header, then), else ``"uci"``.
+def line_format(first: str) -> str:
+    """``"csv"`` when a file's first line has commas (a header, then), else ``"uci"``.
 
     The UCI format's values never hold a comma; a CSV whose header lacks the schema's names is
     then refused naming the missing columns.
     """
-    with path.open(encoding="utf-8-sig") as handle:
-        first = handle.readline()
     return "csv" if "," in first else "uci"
 
 
+def detect_format(path: Path) -> str:
+    """The format of a file from its first line (see :func:`line_format`)."""
+    with path.open(encoding="utf-8-sig") as handle:
+        return line_format(handle.readline())
+
+
+def not_allowed(column: str, value: object, allowed: str) -> str:
+    """The message for a value outside the schema (after the file and line, when known)."""
+    return f"column '{column}': value {value!r} is not allowed; expected {allowed}"
+
+
 def _fail(path: Path, line: int, column: str, value: object, allowed: str) -> DataValidationError:
-    return DataValidationError(
-        f"{path}, line {line}, column '{column}': value {value!r} is not allowed; "
-        f"expected {allowed}"
-    )
+    return DataValidationError(f"{path}, line {line}, {not_allowed(column, value, allowed)}")
 
 
 def _as_float(values: pd.Series) -> np.ndarray:
@@ -150,6 +164,45 @@ def _as_float(values: pd.Series) -> np.ndarray:
     return numbers.to_numpy(dtype="float64", na_value=np.nan)
 
 
+def check_values(attribute: Attribute, values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """One attribute's raw text values, typed, and which of them the schema does not allow.
+
+    Args:
+        attribute: the codebook attribute.
+        values: its column as read (text, or numbers).
+
+    Returns:
+        The column typed (str codes, or int64 numbers: 0 where not allowed) and a boolean mask
+        of the rows whose value is not allowed.
+    """
+    if attribute.kind is Kind.CATEGORICAL:
+        text = values.astype("str")
+        bad = ~text.isin(list(attribute.codes))
+        if bad.any():  # only then pay for stripping stray blanks
+            text = text.str.strip()
+            bad = ~text.isin(list(attribute.codes))
+        return text.astype("str"), bad.to_numpy()
+    as_float = _as_float(values)
+    bad = (
+        np.isnan(as_float)
+        | (as_float != np.round(as_float))
+        | (as_float < float(attribute.minimum or 0))
+        | (as_float > float(attribute.maximum or 0))
+    )
+    if bad.any():
+        as_float = np.where(bad, 0.0, as_float)
+    return pd.Series(as_float.astype("int64"), index=values.index), bad
+
+
+def check_target(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The class column as numbers, and which values are neither 1 (good) nor 2 (bad)."""
+    labels = _as_float(values)
+    return labels, ~np.isin(labels, list(CLASS_LABELS))
+
+
+TARGET_ALLOWED = "1 (good) or 2 (bad)"
+
+
 def validate_frame(raw: pd.DataFrame, path: Path, first_line: int) -> Dataset:
     """Validate raw text columns against the schema and convert them to typed columns.
 
@@ -165,44 +218,20 @@ def validate_frame(raw: pd.DataFrame, path: Path, first_line: int) -> Dataset:
         DataValidationError: the first problem found, with file, line, column, value, allowed.
     """
     _check_columns(list(raw.columns), path)
-    lines = np.arange(first_line, first_line + len(raw))
     columns: dict[str, pd.Series] = {}
     for attribute in ATTRIBUTES:
         values = raw[attribute.name]
-        if attribute.kind is Kind.CATEGORICAL:
-            text = values.astype("str")
-            bad = ~text.isin(list(attribute.codes))
-            if bad.any():  # only then pay for stripping stray blanks
-                text = text.str.strip()
-                bad = ~text.isin(list(attribute.codes))
-            if bad.any():
-                at = int(np.flatnonzero(bad.to_numpy())[0])
-                raise _fail(
-                    path, int(lines[at]), attribute.name, values.iloc[at], attribute.allowed()
-                )
-            columns[attribute.name] = text.astype("str")
-        else:
-            as_float = _as_float(values)
-            bad = (
-                np.isnan(as_float)
-                | (as_float != np.round(as_float))
-                | (as_float < float(attribute.minimum or 0))
-                | (as_float > float(attribute.maximum or 0))
-            )
-            if bad.any():
-                at = int(np.flatnonzero(bad)[0])
-                raise _fail(
-                    path, int(lines[at]), attribute.name, values.iloc[at], attribute.allowed()
-                )
-            columns[attribute.name] = pd.Series(as_float.astype("int64"), index=raw.index)
+        columns[attribute.name], bad = check_values(attribute, values)
+        if bad.any():
+            at = int(np.flatnonzero(bad)[0])
+            raise _fail(path, first_line + at, attribute.name, values.iloc[at], attribute.allowed())
     features = pd.DataFrame(columns, index=raw.index).reset_index(drop=True)
     target = None
     if TARGET in raw.columns:
-        labels = _as_float(raw[TARGET])
-        bad = ~np.isin(labels, list(CLASS_LABELS))
+        labels, bad = check_target(raw[TARGET])
         if bad.any():
             at = int(np.flatnonzero(bad)[0])
-            raise _fail(path, int(lines[at]), TARGET, raw[TARGET].iloc[at], "1 (good) or 2 (bad)")
+            raise _fail(path, first_line + at, TARGET, raw[TARGET].iloc[at], TARGET_ALLOWED)
         target = pd.Series((labels == BAD).astype("int64"), name="is_bad")
     return Dataset(features=features, target=target)
 

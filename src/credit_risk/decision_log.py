@@ -7,9 +7,11 @@ share one transaction. On shutdown the queue is drained before the connection cl
 graceful stop under load loses nothing that was answered.
 
 The same database holds the realised outcomes of the decisions (:data:`outcomes_table`, written
-by :mod:`credit_risk.outcomes`) and the log's schema version (:data:`schema_table`). Opening a
-log brings it to :data:`SCHEMA_VERSION` (:func:`upgrade_schema`): a log written before
-outcomes existed gets their table on its first open by this code.
+by :mod:`credit_risk.outcomes`), the shadow challenger's decisions (:data:`shadow_table`,
+written off the response path by :mod:`credit_risk.api.shadow`) and the log's schema version
+(:data:`schema_table`). Opening a log brings it to :data:`SCHEMA_VERSION`
+(:func:`upgrade_schema`): a log written before outcomes or shadow decisions existed gets their
+tables on its first open by this code.
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ outcomes_table = sa.Table(
     sa.Column("source", sa.String(255), nullable=False),
     # 1 when first recorded; +1 for every explicit replacement.
     sa.Column("revision", sa.Integer, nullable=False),
+)
+# The challenger's decision on a logged request, scored in shadow after the champion's answer
+# (credit_risk.api.shadow): never returned to anyone. Keyed by the champion's request id (one
+# challenger per request); no foreign key, for the reason given for the outcomes.
+shadow_table = sa.Table(
+    "shadow_decisions",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("probability_bad", sa.Float, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
 )
 # One row per schema version applied to this log (its highest is the log's version).
 schema_table = sa.Table(
@@ -175,6 +190,7 @@ def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
 MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
     (1, "decisions", _create(decisions_table)),
     (2, "outcomes: the realised outcome of a logged decision", _create(outcomes_table)),
+    (3, "shadow: the challenger's decision beside the champion's", _create(shadow_table)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _UPGRADE_ATTEMPTS = 5
@@ -353,6 +369,23 @@ class DecisionLog:
             self._checkpointer = None
             self._checkpoint("TRUNCATE")
         self.engine.dispose()
+
+    def write_shadow(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert shadow decisions (:data:`shadow_table`) in one transaction, from any thread.
+
+        Not on any response's path: the caller is the shadow scorer's thread. A SQLite log
+        takes its turn with the decisions' commits (one writer at a time: a commit waiting on
+        SQLite's busy lock would stall the event loop; waiting on this lock is as short as one
+        small insert).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the commit failed.
+        """
+        if not rows:
+            return
+        lock = self._write_lock if self._sqlite else contextlib.nullcontext()
+        with lock, self.engine.begin() as connection:
+            connection.execute(shadow_table.insert(), list(rows))
 
     def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
         """Insert and commit in one transaction on the writer's own driver connection."""

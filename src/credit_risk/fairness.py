@@ -21,15 +21,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import (
-    MetricFrame,
-    count,
-    demographic_parity_ratio,
-    equalized_odds_difference,
-    false_positive_rate,
-    selection_rate,
-    true_positive_rate,
-)
 
 from credit_risk.derivations import Bands
 from credit_risk.schema import BY_NAME
@@ -405,6 +396,18 @@ def audit_predictions(
         Table rows per (attribute, group); metrics per ``<split>_<attribute>``: see
         :class:`FairnessAudit`.
     """
+    # Here, not at module level: the model card (SEX_CAVEAT) renders in the serving image,
+    # which has no fairlearn.
+    from fairlearn.metrics import (
+        MetricFrame,
+        count,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+
     y = np.asarray(y).astype(int)
     rejected = (np.asarray(probability_bad) >= threshold).astype(int)
     approved = 1 - rejected

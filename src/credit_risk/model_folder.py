@@ -325,10 +325,18 @@ def load_pipeline(folder: Path) -> Any:
     """The fitted pipeline of an exported folder (MLflow's sklearn flavour, skops format).
 
     Raises:
-        ModelFolderError: the pipeline cannot be loaded (e.g. a truncated ``model.skops``).
+        ModelFolderError: the pipeline cannot be loaded (e.g. a truncated ``model.skops``, or
+            no MLflow installed, as in the slim serving image).
     """
-    import mlflow.sklearn
-
+    try:
+        import mlflow.sklearn
+    except ImportError as error:  # the slim serving image: only a verified cache can serve
+        raise ModelFolderError(
+            Path(folder) / "fastpath",
+            f"no verified fast-path cache matches this model and code, and the pipeline cannot "
+            f"be loaded without MLflow and scikit-learn ({error}); export the model with the "
+            "full image (or `credit-risk train`) of this same version",
+        ) from error
     try:
         return mlflow.sklearn.load_model(str(Path(folder) / MODEL_SUBDIR))
     except Exception as error:  # zip, skops, YAML and MLflow errors alike: name the file

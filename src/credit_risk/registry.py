@@ -48,6 +48,8 @@ THRESHOLD_TAG = "threshold"
 # Run artifacts that let a registered version give reasons without its exported folder.
 REASON_REFERENCE_ARTIFACT = "reasons/reference.json"
 REASON_CODES_ARTIFACT = "reasons/reason_codes.json"
+# The exported folder's metadata.json, in the run: what `credit-risk promote` exports again.
+EXPORT_METADATA_ARTIFACT = "export/metadata.json"
 # Registered version tag naming the model's family (credit_risk.config.Family).
 FAMILY_TAG = "family"
 

@@ -97,6 +97,17 @@ class Reason:
     def text(self) -> str:
         return self.texts[DEFAULT_LANGUAGE]
 
+    def answer(self, language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+        """The reason as the API answers (and the decision log records) it, in ``language``."""
+        return {
+            "code": self.code,
+            "text": self.texts[language],
+            "attribute": self.attribute,
+            "value": self.value,
+            "contribution": self.contribution,
+            "unit": self.unit,
+        }
+
 
 @dataclass(frozen=True)
 class Decision:

@@ -33,7 +33,7 @@ from mlflow.models import infer_signature
 
 from credit_risk import __version__
 from credit_risk.card import Assessment, assess_run, log_assessment
-from credit_risk.config import Family, Settings
+from credit_risk.config import Family, Settings, challenger_folder
 from credit_risk.data import Dataset, check_trainable, file_sha256
 from credit_risk.evaluate import (
     classification_metrics,
@@ -56,6 +56,7 @@ from credit_risk.reasons import (
     reason_codes_record,
 )
 from credit_risk.registry import (
+    EXPORT_METADATA_ARTIFACT,
     FAMILY_TAG,
     REASON_CODES_ARTIFACT,
     REASON_REFERENCE_ARTIFACT,
@@ -424,6 +425,8 @@ def gate_version(
         record_evidence(client, settings, run_id, version, report)
         if report.promote:
             client.set_registered_model_alias(name, settings.champion_alias, version)
+        elif not limits_failed:  # kept on the comparison: it scores in shadow (api/shadow.py)
+            client.set_registered_model_alias(name, settings.challenger_alias, version)
         champion = champion_version(client, name, settings.champion_alias)
     gate = GateDecision(report.promote, report.reason, report.evidence(settings))
     return gate, str(champion.version if champion else version)
@@ -480,10 +483,14 @@ def export_version(
     promoted: bool,
     output: Path | None = None,
 ) -> list[Path]:
-    """Export to ``output`` (any run) and to ``settings.model_dir`` (champions only).
+    """Export to ``output`` (any run), and to ``settings.model_dir`` (a champion) or the
+    challenger folder (a version the gate kept out on the comparison: it took the challenger
+    alias; one that failed the gate's limits took no alias and is not exported there).
 
-    The champion folder is written under the store's lock, and only if this version still
-    holds the alias: a run promoted after this one and exported first must not be overwritten.
+    The alias's folder is written under the store's lock, and only if this version still
+    holds the alias: a run that took it after this one and exported first must not be
+    overwritten. The metadata also goes to the run (:data:`EXPORT_METADATA_ARTIFACT`), so that
+    ``credit-risk promote`` can export this version again exactly.
     """
     exported: list[Path] = []
     reference = (
@@ -493,22 +500,29 @@ def export_version(
     )
     if output is not None:
         exported.append(export_model(model_uri, metadata, output, reference))
-    if promoted:
-        client = configure_mlflow(settings)
-        with store_lock(settings.tracking_uri, "export the champion"):
-            current = champion_version(
-                client, settings.registered_model_name, settings.champion_alias
+    client = configure_mlflow(settings)
+    client.log_text(
+        metadata["run_id"], json.dumps(metadata, indent=2, default=str), EXPORT_METADATA_ARTIFACT
+    )
+    alias, folder = (
+        (settings.champion_alias, settings.model_dir)
+        if promoted
+        else (settings.challenger_alias, challenger_folder(settings))
+    )
+    with store_lock(settings.tracking_uri, f"export the {alias}"):
+        holder = champion_version(client, settings.registered_model_name, alias)
+        held_by = None if holder is None else str(holder.version)
+        version = str(metadata.get("model_version"))
+        if held_by == version or (promoted and held_by is None):
+            exported.append(export_model(model_uri, metadata, folder, reference))
+        else:
+            log.info(
+                "not exporting v%s to %s: the %s alias is held by %s",
+                version,
+                folder,
+                alias,
+                f"v{held_by}" if held_by else "no version",
             )
-            version = str(metadata.get("model_version"))
-            if current is not None and str(current.version) != version:
-                log.info(
-                    "not exporting v%s to %s: v%s has taken the champion alias since",
-                    version,
-                    settings.model_dir,
-                    current.version,
-                )
-            else:
-                exported.append(export_model(model_uri, metadata, settings.model_dir, reference))
     return exported
 
 

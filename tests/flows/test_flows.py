@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from prefect.exceptions import ObjectNotFound
 
 from credit_risk import train as training
+from credit_risk.config import challenger_folder
 from credit_risk.flows import WEEKLY_CRON, is_transient, training_flow, weekly_deployment
 from tests.conftest import FAST_PARAMS, make_settings
 
@@ -59,9 +60,12 @@ def test_gate_keeps_the_champion_when_the_challenger_is_worse(
     client = MlflowClient(settings.tracking_uri)
     champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
     assert str(champion.version) == "1"
-    # The champion export is untouched; the challenger went only where it was asked to.
+    # The champion export is untouched; the challenger went where it was asked to, and beside
+    # the champion as the challenger the service scores in shadow.
     assert (settings.model_dir / "metadata.json").read_text() == exported
-    assert second["exported_to"] == [str(tmp_path / "challenger")]
+    assert second["exported_to"] == [str(tmp_path / "challenger"), str(challenger_folder(settings))]
+    challenger = client.get_model_version_by_alias(settings.registered_model_name, "challenger")
+    assert str(challenger.version) == "2"
 
 
 def test_transient_failure_is_retried_and_the_flow_completes(

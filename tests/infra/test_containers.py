@@ -73,13 +73,51 @@ def test_dockerfile_is_multistage_slim_pinned_non_root_with_healthcheck() -> Non
     assert command[:2] == ["uvicorn", "api:app"]
 
 
+def _stages() -> dict[str, list[tuple[str, str]]]:
+    """The Dockerfile's instructions by stage name (``FROM image AS name``)."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for keyword, args in _instructions():
+        if keyword == "FROM":
+            current = stages.setdefault(args.split()[-1], [])
+        current.append((keyword, args))
+    return stages
+
+
+def test_both_targets_serve_as_the_non_root_user_with_a_healthcheck() -> None:
+    stages = _stages()
+    assert list(stages)[-1] == "runtime"  # the default target: the full image
+    for name in ("serve", "runtime"):
+        instructions = stages[name]
+        users = [args for keyword, args in instructions if keyword == "USER"]
+        assert users == ["10001:10001"], name
+        assert any(keyword == "HEALTHCHECK" for keyword, _ in instructions), name
+        command = next(args for keyword, args in reversed(instructions) if keyword == "CMD")
+        assert json.loads(command)[:2] == ["uvicorn", "api:app"], name
+        environment = " ".join(args for keyword, args in instructions if keyword == "ENV")
+        # The working directory belongs to root: the decision log goes to the state folder.
+        assert "CREDIT_RISK_DECISION_LOG_URL=sqlite:////app/state/" in environment, name
+    serve_build = " ".join(args for keyword, args in stages["serve-build"] if keyword == "RUN")
+    assert "pip install --no-cache-dir -r requirements-serve.txt" in serve_build
+    copied = [args for keyword, args in stages["serve"] if keyword == "COPY"]
+    assert any("--from=serve-build" in args for args in copied)
+    assert not any("--from=build " in args for args in copied)
+
+
 def test_everything_the_dockerfile_copies_exists_and_is_in_the_build_context() -> None:
     sources = []
     for keyword, args in _instructions():
         if keyword == "COPY" and "--from=" not in args:
             words = [w for w in args.split() if not w.startswith("--")]
             sources += words[:-1]
-    assert {"requirements.txt", "src", "data/raw", "api.py", "prefect_flow.py"} <= set(sources)
+    assert {
+        "requirements.txt",
+        "requirements-serve.txt",
+        "src",
+        "data/raw",
+        "api.py",
+        "prefect_flow.py",
+    } <= set(sources)
     for source in sources:
         assert (REPO / source).exists(), source
         assert not _ignored(source), f"{source} is excluded by .dockerignore"

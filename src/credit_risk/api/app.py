@@ -21,7 +21,12 @@ from credit_risk.api.guard import RequestGuard
 from credit_risk.api.hotpath import BATCH_PATH, PATH, PredictHotPath
 from credit_risk.api.metrics import MetricsMiddleware, ServiceMetrics
 from credit_risk.api.models import batch_request_model
-from credit_risk.api.routes import card, meta, outcomes, page, predict, reasons, recourse
+from credit_risk.api.reload import (
+    install_reload_signal,
+    load_challenger_into,
+    remove_reload_signal,
+)
+from credit_risk.api.routes import admin, card, meta, outcomes, page, predict, reasons, recourse
 from credit_risk.api.state import ServiceState, load_scorer
 from credit_risk.config import Settings, get_settings
 from credit_risk.decision_log import DecisionLog
@@ -54,12 +59,14 @@ async def _load_model(state: ServiceState) -> None:
         state.load_error = f"model loading failed: {error}"
     finally:
         state.loading = False
+    await load_challenger_into(state)  # after the champion: never delays it
 
 
 def create_app(
     settings: Settings | None = None,
     scorer: Scorer | None = None,
     decision_log: DecisionLog | None = None,
+    challenger: Scorer | None = None,
 ) -> FastAPI:
     """The scoring service.
 
@@ -67,22 +74,31 @@ def create_app(
         settings: configuration; read from the environment when None.
         scorer: a loaded model (tests pass one); loaded in the background when None.
         decision_log: a decision log; one is opened at ``settings.decision_log_url`` when None.
+        challenger: a loaded challenger to score in shadow (tests pass one); when None and
+            ``scorer`` is None, the settings' challenger is loaded after the champion.
     """
     settings = settings or get_settings()
     metrics = ServiceMetrics()
     state = ServiceState(settings=settings, metrics=metrics, scorer=scorer, loading=scorer is None)
+    state.shadow.challenger = challenger
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.decision_log = decision_log or DecisionLog(settings.decision_log_url)
         state.decision_log.start()
+        state.shadow.start()
         loader = None if state.scorer is not None else asyncio.create_task(_load_model(state))
+        hangup = install_reload_signal(state)
         try:
             yield
         finally:
+            if hangup:
+                remove_reload_signal()
             if loader is not None and not loader.done():
                 loader.cancel()
-            # In-flight requests have finished (uvicorn waits for them); flush what is queued.
+            # In-flight requests have finished (uvicorn waits for them); the shadow scores
+            # what is queued, then the log flushes what is queued.
+            await asyncio.to_thread(state.shadow.close)
             await asyncio.to_thread(state.decision_log.close)
 
     app = FastAPI(
@@ -109,6 +125,7 @@ def create_app(
     app.include_router(reasons.router)
     app.include_router(page.router)
     app.include_router(outcomes.build_router(state))
+    app.include_router(admin.build_router(require_key=bool(settings.api_key)))
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     # Innermost of the middleware, the hot path then the guard in front of it: CORS and
     # metrics still apply to what they answer.

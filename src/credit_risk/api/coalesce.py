@@ -6,7 +6,8 @@ calibration, ranking the reasons) and one decision-log commit per request; scori
 one batch pays it once. A request never waits for company: the batch is flushed by a callback
 queued behind the requests already ready to run, so a lone request is scored at the end of
 the turn that received it. Every request still gets its answer only after its own decision
-rows are committed to the decision log.
+rows are committed to the decision log; the committed rows are then handed to ``after_commit``
+(the shadow challenger, :mod:`credit_risk.api.shadow`), after the answers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,17 +60,7 @@ def build_payloads(
         request_id = new_request_id()
         language = languages[index] if languages is not None else DEFAULT_LANGUAGE
         # Logged as answered: the codes, and the texts the applicant was given.
-        reasons = [
-            {
-                "code": r.code,
-                "text": r.texts[language],
-                "attribute": r.attribute,
-                "value": r.value,
-                "contribution": r.contribution,
-                "unit": r.unit,
-            }
-            for r in decision.reasons
-        ]
+        reasons = [r.answer(language) for r in decision.reasons]
         payloads.append(
             {
                 "request_id": request_id,
@@ -103,10 +94,17 @@ class Coalescer:
 
     Args:
         metrics: the service's collectors (decisions by outcome).
+        after_commit: called with the log and the rows of each batch once they are committed and
+            answered (the shadow challenger's queue); must not raise.
     """
 
-    def __init__(self, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        metrics: ServiceMetrics,
+        after_commit: Callable[[DecisionLog, list[dict[str, Any]]], None] | None = None,
+    ) -> None:
         self.metrics = metrics
+        self.after_commit = after_commit
         self._waiting: list[_Waiting] = []
         self._scorer: Scorer | None = None
         self._log: DecisionLog | None = None
@@ -168,11 +166,15 @@ class Coalescer:
         except Exception as error:
             self._answer(answers, error)
             return
-        committed.add_done_callback(
-            lambda done: self._answer(
-                answers, None if done.cancelled() else done.exception() or None
-            )
-        )
+        log = decision_log
+
+        def settled(done: asyncio.Future[None]) -> None:
+            error = None if done.cancelled() else done.exception() or None
+            self._answer(answers, error)
+            if error is None and not done.cancelled() and self.after_commit is not None:
+                self.after_commit(log, rows)  # answered first: the shadow is off their path
+
+        committed.add_done_callback(settled)
 
     def _answer(
         self,

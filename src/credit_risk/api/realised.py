@@ -17,11 +17,13 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from credit_risk.performance import Estimate, WindowPerformance
+if TYPE_CHECKING:  # the serving image has no scikit-learn, which performance needs
+    from credit_risk.performance import Estimate, WindowPerformance
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from credit_risk.calibration import brier_before_after, calibration_method, save_reliability_plot
 from credit_risk.config import Settings
 from credit_risk.fairness import (
     DEFAULT_CONFIDENCE,
@@ -27,8 +26,6 @@ from credit_risk.fairness import (
     audit_predictions,
     combine,
 )
-from credit_risk.model import CALIBRATION_FOLDS_KEY, forests_of
-from credit_risk.scorecard.model import PointsScorecard
 
 RELIABILITY_PNG = "reliability.png"
 SHAP_PNG = "shap_summary.png"
@@ -155,6 +152,8 @@ def shap_summary(
     """
     import matplotlib
 
+    from credit_risk.model import forests_of
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -202,6 +201,16 @@ def assess_run(
         x_test, y_test, test_probability: test split and the pipeline's probabilities.
         threshold: the decision threshold (see ``metadata["threshold_rule"]``).
     """
+    # Training-side imports here, not at module level: the card renders (credit_risk.card.render)
+    # in the serving image, which has no scikit-learn.
+    from credit_risk.calibration import (
+        brier_before_after,
+        calibration_method,
+        save_reliability_plot,
+    )
+    from credit_risk.model import CALIBRATION_FOLDS_KEY
+    from credit_risk.scorecard.model import PointsScorecard
+
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     options: dict[str, Any] = {
         "min_group_size": settings.fairness_min_group_size,

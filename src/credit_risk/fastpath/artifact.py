@@ -42,6 +42,8 @@ class FastPath:
         graph: the serialised ONNX graph (requests without numba); its session is made on
             first use.
         pipeline: the fitted pipeline it was compiled from, when loaded (None from the cache).
+        threads: threads of the batch engine (None: one per core; a Spark task sets its
+            share of the executor's cores).
     """
 
     encoder: RowEncoder
@@ -50,6 +52,7 @@ class FastPath:
     calibrators: list[dict[str, Any] | None]
     graph: bytes
     pipeline: Any = None
+    threads: int | None = None
     _session: Any = field(default=None, repr=False)
 
     # Rows from which ``auto`` uses the batch engine whatever small_engine is (files).
@@ -102,7 +105,7 @@ class FastPath:
         if engine == "auto":
             engine = "trees" if len(encoded) >= self.BATCH_ROWS else self.small_engine
         if engine == "trees":
-            out = self.forest.run(encoded, os.cpu_count() or 1)
+            out = self.forest.run(encoded, self.threads or os.cpu_count() or 1)
         else:
             out = self._run_graph(encoded)
         k = len(self.calibrators)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -41,7 +41,9 @@ from credit_risk.outcomes import (
     parse_outcomes,
     record_outcomes,
 )
-from credit_risk.performance import WindowPerformance, latest_window
+
+if TYPE_CHECKING:
+    from credit_risk.performance import WindowPerformance
 
 PATH = "/outcomes"
 BODY_KEYS = ("outcomes", "replace")
@@ -288,6 +290,10 @@ def read_outcomes_body(body: bytes, max_outcomes: int) -> tuple[list[tuple[str, 
 
 
 def _latest(state: ServiceState) -> WindowPerformance | None:
+    # Imported here: the figures need scikit-learn, which the serving image does not carry
+    # (there the gauges' refresh logs the missing package and the gauges stay empty).
+    from credit_risk.performance import latest_window
+
     log = state.decision_log
     if log is None:
         return None

@@ -85,16 +85,7 @@ def payload(result: RecourseResult, scorer: Scorer, language: str) -> dict[str, 
         "threshold": scorer.threshold,
         "probability_bad": decision.probability_bad,
         "decision": decision.decision,
-        "reasons": [
-            {
-                "code": r.code,
-                "text": r.texts[language],
-                "attribute": r.attribute,
-                "value": r.value,
-                "contribution": r.contribution,
-            }
-            for r in decision.reasons
-        ],
+        "reasons": [r.answer(language) for r in decision.reasons],
         "suggestions": [
             {
                 "changes": [
