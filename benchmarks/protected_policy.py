@@ -21,10 +21,10 @@ import pandas as pd
 
 from credit_risk.config import ProtectedPolicy, get_settings
 from credit_risk.data import load_training_data, split_dataset
-from credit_risk.evaluate import classification_metrics, costs_of, fixed_threshold, threshold_rule
+from credit_risk.evaluate import classification_metrics, costs_of
 from credit_risk.fairness import AUDITED, SEX_CAVEAT, audit_predictions
 from credit_risk.model import build_pipeline
-from credit_risk.tune import cross_validate
+from credit_risk.tune import run_threshold
 
 PARAMS = {"n_estimators": 200, "max_depth": 10, "min_samples_leaf": 3, "max_features": 0.4}
 METRICS = ("cost", "roc_auc", "recall_bad", "brier")
@@ -55,10 +55,7 @@ def run(repeats: int, trees: int) -> str:
             x_train, x_test, y_train, y_test = split_dataset(
                 dataset, settings.test_size, settings.seed
             )
-            rule = threshold_rule(settings, params)
-            threshold = fixed_threshold(settings.objective, rule, costs_of(settings))
-            if threshold is None:  # chosen on out-of-fold predictions, as the training run does
-                threshold = cross_validate(params, x_train, y_train, settings).threshold
+            threshold = run_threshold(params, x_train, y_train, settings)
             pipeline = build_pipeline(
                 params, settings.seed, policy is ProtectedPolicy.EXCLUDE, settings.n_jobs
             )

@@ -26,13 +26,12 @@ import numpy as np
 
 from credit_risk.config import ProtectedPolicy, get_settings
 from credit_risk.data import load_training_data, read_applicants, split_dataset
-from credit_risk.evaluate import costs_of, fixed_threshold, threshold_rule
 from credit_risk.fastpath import calibrate
 from credit_risk.model import build_pipeline
 from credit_risk.reasons import FALLBACK_CODE, build_reference, reason_codes_record
 from credit_risk.schema import ATTRIBUTES, FEATURE_NAMES
 from credit_risk.scoring import Scorer, top_reasons
-from credit_risk.tune import cross_validate
+from credit_risk.tune import run_threshold
 
 PARAMS = {"n_estimators": 200, "max_depth": 10, "min_samples_leaf": 3, "max_features": 0.4}
 PROTECTED = [k for k, a in enumerate(ATTRIBUTES) if a.protected]
@@ -57,11 +56,7 @@ def measure(policy: ProtectedPolicy, trees: int, repeats: int) -> dict[str, Any]
     }
     dataset = load_training_data(settings)
     x_train, _, y_train, _ = split_dataset(dataset, settings.test_size, settings.seed)
-    threshold = fixed_threshold(
-        settings.objective, threshold_rule(settings, params), costs_of(settings)
-    )
-    if threshold is None:
-        threshold = cross_validate(params, x_train, y_train, settings).threshold
+    threshold = run_threshold(params, x_train, y_train, settings)
     pipeline = build_pipeline(
         params, settings.seed, policy is ProtectedPolicy.EXCLUDE, settings.n_jobs
     )

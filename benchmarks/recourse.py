@@ -43,10 +43,9 @@ from credit_risk.scoring import REJECT, Scorer
 
 def fitted_scorer(trees: int | None) -> tuple[Scorer, list[dict[str, Any]]]:
     """The served model's defaults fitted on the training split; and the test split's rows."""
-    from credit_risk.evaluate import costs_of, fixed_threshold, threshold_rule
     from credit_risk.model import DEFAULT_TRIAL, build_pipeline
     from credit_risk.reasons import build_reference, reason_codes_record
-    from credit_risk.tune import cross_validate
+    from credit_risk.tune import run_threshold
 
     settings = get_settings()
     params = {
@@ -57,11 +56,7 @@ def fitted_scorer(trees: int | None) -> tuple[Scorer, list[dict[str, Any]]]:
     }
     dataset = load_training_data(settings)
     x_train, x_test, y_train, _ = split_dataset(dataset, settings.test_size, settings.seed)
-    threshold = fixed_threshold(
-        settings.objective, threshold_rule(settings, params), costs_of(settings)
-    )
-    if threshold is None:
-        threshold = cross_validate(params, x_train, y_train, settings).threshold
+    threshold = run_threshold(params, x_train, y_train, settings)
     exclude = settings.protected_policy.value == "exclude"
     pipeline = build_pipeline(params, settings.seed, exclude, settings.n_jobs)
     pipeline.fit(x_train, y_train.to_numpy())

@@ -29,6 +29,7 @@ from credit_risk.evaluate import (
     choose_threshold,
     classification_metrics,
     costs_of,
+    fixed_threshold,
     threshold_rule,
 )
 from credit_risk.model import CALIBRATION_KEY, DEFAULT_TRIAL, build_model, suggest_params
@@ -125,6 +126,20 @@ def cross_validate(
         for _, test_index in fold_indices
     ]
     return CrossValidation(probability=probability, threshold=threshold, per_fold=per_fold)
+
+
+def run_threshold(
+    params: dict[str, Any], x: pd.DataFrame, y: pd.Series, settings: Settings
+) -> float:
+    """The threshold a training run on ``(x, y)`` uses with ``params``.
+
+    The rule's fixed value when it needs no predictions (the seed's 0.5, the Bayes rule on a
+    calibrated model); otherwise the one :func:`cross_validate` chooses on out-of-fold
+    predictions.
+    """
+    rule = threshold_rule(settings, params)
+    fixed = fixed_threshold(settings.objective, rule, costs_of(settings))
+    return fixed if fixed is not None else cross_validate(params, x, y, settings).threshold
 
 
 def database_url(url: str) -> str:

@@ -23,8 +23,6 @@ from credit_risk.evaluate.threshold import (
     SEED_THRESHOLD,
     bayes_threshold,
     cost_optimal_threshold,
-    fixed_threshold,
-    threshold_rule,
 )
 from credit_risk.model import (
     CALIBRATION_FOLDS_KEY,
@@ -32,7 +30,7 @@ from credit_risk.model import (
     build_logistic_pipeline,
     build_pipeline,
 )
-from credit_risk.tune import cross_validate, search_objective, tune
+from credit_risk.tune import run_threshold, search_objective, tune
 
 RECIPES: dict[str, str] = {
     "seed": "seed recipe: BalancedRandomForest, defaults, threshold 0.5",
@@ -90,8 +88,7 @@ def fit_recipe(
             CALIBRATION_FOLDS_KEY: settings.calibration_folds,
             **best,
         }
-        fixed = fixed_threshold(settings.objective, threshold_rule(inner, params), costs)
-        threshold = cross_validate(params, x, y, inner).threshold if fixed is None else fixed
+        threshold = run_threshold(params, x, y, inner)
         model = build_pipeline(params, settings.seed, drop, n_jobs=1)
         return model.fit(x, y_array), threshold
     raise ValueError(f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
