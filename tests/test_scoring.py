@@ -73,3 +73,8 @@ def test_scorer_loads_the_registered_champion(trained: Any) -> None:
     exported = Scorer.from_folder(settings.model_dir)
     assert scorer.codes == exported.codes
     assert scorer.explainer.reference == exported.explainer.reference
+
+
+@pytest.mark.parametrize("compile_fast", [True, False])
+def test_no_records_give_no_decisions(model_dir: Path, compile_fast: bool) -> None:
+    assert Scorer.from_folder(model_dir, compile_fast=compile_fast).score_records([]) == []

@@ -381,6 +381,8 @@ class Scorer:
 
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> list[Decision]:
         """Decisions, with a rejection's principal reasons, for validated applicants."""
+        if not records:  # nothing to score (the scikit-learn fallback refuses an empty frame)
+            return []
         probability, contributions = self.explain_records(records)
         # Python lists, not numpy scalars: indexing arrays element by element in the loop
         # below cost more than the model call itself for a request's handful of rows.
