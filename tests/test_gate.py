@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from credit_risk import gate
 from credit_risk.config import ProtectedPolicy, Settings
 from credit_risk.data import read_applicants
 from credit_risk.evaluate import CostMatrix
@@ -25,6 +24,7 @@ from credit_risk.gate import (
     paired_cv,
     paired_ratio_bootstrap,
 )
+from credit_risk.gate import protocols as gate_protocols
 from credit_risk.registry import read_metadata
 from credit_risk.train import result_summary, train
 from credit_risk.training_data import RunData, check_new_data, load_run_data
@@ -87,13 +87,13 @@ def test_gate_refuses_folds_that_score_a_row_their_refit_trained_on(
 ) -> None:
     settings = make_settings(tmp_path)
     data = load_run_data(settings)
-    real = gate.gate_folds
+    real = gate_protocols.gate_folds
 
     def leaky(data_: RunData, settings_: Settings) -> list[tuple[np.ndarray, np.ndarray]]:
         train, test = real(data_, settings_)[0]
         return [(np.concatenate([train, test[:3]]), test)]
 
-    monkeypatch.setattr(gate, "gate_folds", leaky)
+    monkeypatch.setattr(gate_protocols, "gate_folds", leaky)
     recipe = Recipe(FAST_PARAMS, ProtectedPolicy.EXCLUDE, 1 / 6)
     other = Recipe(OTHER_PARAMS, ProtectedPolicy.EXCLUDE, 1 / 6)
     with pytest.raises(GateRefused, match="3 scored rows were in their fold's training rows"):
