@@ -318,6 +318,14 @@ def reason_reference(
     return None, unavailable
 
 
+def fit_on_split(settings: Settings, params: dict[str, Any], split: Split) -> Any:
+    """The recipe (``params``: final parameters, see :func:`final_params`) fitted on the
+    training split: the model the run evaluates on its test split."""
+    pipeline = build_model(settings, params)
+    pipeline.fit(split.x_train, split.y_train.to_numpy())
+    return pipeline
+
+
 def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Evaluation:
     """Cross-validate on the training split (threshold, CV metrics), fit on it, test.
 
@@ -327,8 +335,7 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     costs = costs_of(settings)
     params = final_params(settings, params)
     cv = cross_validate(params, split.x_train, split.y_train, settings)
-    pipeline = build_model(settings, params)
-    pipeline.fit(split.x_train, split.y_train.to_numpy())
+    pipeline = fit_on_split(settings, params, split)
     probability = pipeline.predict_proba(split.x_test)[:, 1]
     y_test = split.y_test.to_numpy()
     return Evaluation(
