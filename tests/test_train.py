@@ -96,7 +96,8 @@ def test_better_challenger_is_promoted_with_its_evidence(tmp_path: Path) -> None
     version = client.get_model_version(settings.registered_model_name, better.version)
     assert version.tags["gate_decision"] == "promoted"
     assert version.tags["gate_interval"] == f"[{comparison['low']:+.4f}, {comparison['high']:+.4f}]"
-    assert version.tags["data_rows"] == "1000" and version.tags["data_trained_rows"] == "800"
+    # Exported refitted on every row (fit_rows all, the default); the gate refits recipes.
+    assert version.tags["data_rows"] == "1000" and version.tags["data_trained_rows"] == "1000"
     run = client.get_run(better.run_id).data
     assert run.params["gate_margin"] == "0.0" and run.params["gate_confidence"] == "0.95"
     assert run.metrics["gate_overlap_rows"] == 0 and run.metrics["gate_rows"] == 1000
