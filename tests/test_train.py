@@ -161,12 +161,13 @@ def test_model_that_cannot_give_reasons_is_never_promoted_or_served(tmp_path: Pa
     from credit_risk.model_folder import ModelFolderError
     from credit_risk.scoring import Scorer
 
-    # Five stumps: every training applicant scores above the threshold, so no approved
-    # reference exists and no rejection could be explained against it.
+    # Three stumps: every training applicant scores above the threshold (the lowest score is
+    # 0.21 refitted on all rows, 0.24 on the training split), so no approved reference exists
+    # and no rejection could be explained against it.
     settings = make_settings(tmp_path)
     out = tmp_path / "degenerate"
     result = train(
-        settings, params={"n_estimators": 5, "max_depth": 1, "max_features": 0.1}, output=out
+        settings, params={"n_estimators": 3, "max_depth": 1, "max_features": 0.1}, output=out
     )
     assert not result.gate.promote
     assert "no adverse-action reasons" in result.gate.reason
