@@ -45,9 +45,12 @@ class FitRows(StrEnum):
     ``all``: the run evaluates the recipe (hyperparameters, threshold) fitted on its training
     split against its test split, then refits the same recipe on every row it read and exports
     that model; the test figures are the recipe's, not the refitted model's (it has no held-out
-    rows). Labelled decisions held out of time for the promotion gate
-    (``outcomes_holdout_fraction``) stay out. ``split``: the model fitted on the training split
-    is exported (its test figures are its own; the test split's rows are never trained on).
+    rows). The threshold is the run's: the cost matrix's constant under the Bayes rule; under
+    ``cross_validated`` the one chosen on the training split's out-of-fold predictions (the
+    threshold the test split checked), not re-chosen for the refit. Labelled decisions held out
+    of time for the promotion gate (``outcomes_holdout_fraction``) stay out. ``split``: the
+    model fitted on the training split is exported (its test figures are its own; the test
+    split's rows are never trained on).
     """
 
     ALL = "all"
