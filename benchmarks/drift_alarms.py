@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from credit_risk.config import Settings, get_settings
+from credit_risk.config import FitRows, Settings, get_settings
 from credit_risk.data import load_training_data, split_dataset
 from credit_risk.monitor import (
     PSI_ACT,
@@ -272,6 +272,8 @@ def trained_model(folder: Path, seed: int) -> tuple[Settings, Path]:
         model_dir=folder / "model",
         fairness_bootstrap_resamples=0,
         cv_folds=2,  # the threshold's cross-validation plays no part in drift
+        # The simulation's population is the held-out rows the exported model never saw.
+        fit_rows=FitRows.SPLIT,
     )
     train(settings, params=PARAMS)
     return settings, settings.model_dir

@@ -41,6 +41,9 @@ def test_card_renders_every_section_from_the_exported_folder(model_dir: Path) ->
     assert f"v{metadata['model_version']}" in markdown
     assert f"{metadata['threshold']:.4f}" in markdown
     assert THRESHOLD_BASIS[metadata["threshold_rule"]] in markdown
+    # Which rows the exported model was fitted on, and whose test figures the table shows.
+    assert "Rows: this model was fitted on all 1000 rows (`fit_rows` `all`)." in markdown
+    assert "the same recipe (parameters and threshold) fitted on the 800 training-split" in markdown
     page = render_card_html(model_dir)
     assert page.startswith("<!doctype html>")
     assert "<table>" in page

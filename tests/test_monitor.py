@@ -21,6 +21,7 @@ from credit_risk.model_folder import (
     DRIFT_REFERENCE_ARTIFACT,
     DRIFT_REFERENCE_FILE,
     ModelFolderError,
+    load_pipeline,
 )
 from credit_risk.monitor import (
     CHI_SQUARE,
@@ -43,6 +44,7 @@ from credit_risk.monitor import (
     psi_categorical,
     psi_numeric,
 )
+from credit_risk.registry import read_metadata
 from tests.conftest import DATA
 
 
@@ -252,20 +254,25 @@ def test_parse_since_reads_durations_and_dates() -> None:
 def test_training_stores_the_models_own_reference(
     trained: tuple[Settings, Any], model_dir: Path
 ) -> None:
-    """Training rows' counts and held-out probabilities, in the folder and in the MLflow run."""
+    """Training rows' counts and held-out probabilities, in the folder and in the MLflow run.
+
+    The exported model is fitted on every row (``fit_rows`` ``all``): the counts are over all
+    of them; it has no held-out rows, so the scores are the same recipe's fitted on the
+    training split, on the test split (in-sample scores would be more extreme than served ones).
+    """
     from mlflow.tracking import MlflowClient
 
-    from credit_risk.registry import load_exported
+    from credit_risk.model import build_model
 
     settings, result = trained
-    pipeline, metadata = load_exported(model_dir)
-    assert metadata["drift_reference"] == DRIFT_REFERENCE_FILE
+    metadata = read_metadata(model_dir)
+    assert metadata["drift_reference"] == DRIFT_REFERENCE_FILE and metadata["fit_rows"] == "all"
     stored = folder_reference(settings.model_copy(update={"seed": 7}), model_dir)
-    x_train, x_test, _, _ = split_dataset(
-        load_training_data(settings), metadata["test_size"], metadata["seed"]
-    )
-    assert np.allclose(stored.scores, pipeline.predict_proba(x_test)[:, 1], atol=1e-12)
-    assert stored.attributes == Reference.from_rows(x_train, []).attributes
+    dataset = load_training_data(settings)
+    x_train, x_test, y_train, _ = split_dataset(dataset, metadata["test_size"], metadata["seed"])
+    recipe = build_model(settings, metadata["params"]).fit(x_train, y_train.to_numpy())
+    assert np.allclose(stored.scores, recipe.predict_proba(x_test)[:, 1], atol=1e-9)
+    assert stored.attributes == Reference.from_rows(dataset.features, []).attributes
     assert stored.provenance["seed"] == metadata["seed"]
     artifacts = {
         a.path for a in MlflowClient(settings.tracking_uri).list_artifacts(result.run_id, "drift")
@@ -300,7 +307,14 @@ def test_a_folder_without_a_stored_reference_is_rebuilt_with_its_own_seed_and_sa
     with caplog.at_level(logging.WARNING, logger="credit_risk.monitor"):
         rebuilt = folder_reference(other_seed, folder)
     assert "no stored drift reference" in caplog.text
-    assert np.allclose(rebuilt.scores, stored.scores) and rebuilt.attributes == stored.attributes
+    # Rebuilt as a folder exported before references were stored (all fitted on the training
+    # split): the split of the model's own seed, scored by the folder's pipeline.
+    x_train, x_test, _, _ = split_dataset(
+        load_training_data(settings), metadata["test_size"], metadata["seed"]
+    )
+    assert np.allclose(rebuilt.scores, load_pipeline(folder).predict_proba(x_test)[:, 1])
+    assert rebuilt.attributes == Reference.from_rows(x_train, []).attributes
+    assert len(rebuilt.scores) == len(stored.scores)
     assert "rebuilt" in rebuilt.source
 
     metadata.pop("seed")

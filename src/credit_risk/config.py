@@ -39,6 +39,24 @@ class ThresholdRule(StrEnum):
     CROSS_VALIDATED = "cross_validated"
 
 
+class FitRows(StrEnum):
+    """Which rows the model a training run registers and exports is fitted on.
+
+    ``all``: the run evaluates the recipe (hyperparameters, threshold) fitted on its training
+    split against its test split, then refits the same recipe on every row it read and exports
+    that model; the test figures are the recipe's, not the refitted model's (it has no held-out
+    rows). The threshold is the run's: the cost matrix's constant under the Bayes rule; under
+    ``cross_validated`` the one chosen on the training split's out-of-fold predictions (the
+    threshold the test split checked), not re-chosen for the refit. Labelled decisions held out
+    of time for the promotion gate (``outcomes_holdout_fraction``) stay out. ``split``: the
+    model fitted on the training split is exported (its test figures are its own; the test
+    split's rows are never trained on).
+    """
+
+    ALL = "all"
+    SPLIT = "split"
+
+
 class ProtectedPolicy(StrEnum):
     """Whether protected attributes (personal status and sex, age, foreign worker, and what is
     derived from them) are model inputs.
@@ -95,6 +113,8 @@ class Settings(BaseSettings):
     data_path: Path = DEFAULT_DATA
     seed: int = 42
     test_size: float = Field(0.2, gt=0, lt=1)
+    # Rows the exported model is fitted on (FitRows); `all` measured in README ("Training").
+    fit_rows: FitRows = FitRows.ALL
     cv_folds: int = Field(5, ge=2)
     trials: int = Field(15, ge=0)  # the quality benchmark measures 15 (README)
     objective: Objective = Objective.COST

@@ -3,6 +3,12 @@
 The model family (``Settings.family``) is the forest, tuned, or a points scorecard
 (:mod:`credit_risk.scorecard`), which has nothing to tune and skips the search.
 
+The recipe (hyperparameters and threshold) is fitted on the training split and scored on the
+test split; with ``Settings.fit_rows`` ``all`` (the default) the same recipe is then refitted on
+every row the run read, and that model is registered and exported (:func:`fit_exported`): the
+test figures describe the recipe, the exported model has seen every row. Its dataset
+fingerprint, reasons' approved reference and drift reference follow the rows it was fitted on.
+
 :func:`run_training` orders the steps; ``credit-risk train`` runs them in this process
 (:func:`train`) and the Prefect flow runs the same sequence with a step runner that makes each
 named step a task (:mod:`credit_risk.flows`). Steps hand each other small values (parameters,
@@ -15,6 +21,7 @@ the same inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -33,7 +40,7 @@ from mlflow.models import infer_signature
 
 from credit_risk import __version__
 from credit_risk.card import Assessment, assess_run, log_assessment
-from credit_risk.config import Family, Settings, challenger_folder
+from credit_risk.config import Family, FitRows, Settings, challenger_folder
 from credit_risk.data import Dataset, check_trainable, file_sha256
 from credit_risk.evaluate import (
     classification_metrics,
@@ -43,7 +50,7 @@ from credit_risk.evaluate import (
     summarise,
     threshold_basis,
 )
-from credit_risk.fingerprint import fingerprint_tags, log_fingerprint
+from credit_risk.fingerprint import TAG_PREFIX, fingerprint_tags, log_fingerprint
 from credit_risk.gate import RECIPE_FILE, recipe_record, record_evidence, run_gate
 from credit_risk.model import SKOPS_TRUSTED_TYPES, build_model, classifier_importances
 from credit_risk.model_folder import DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_FILE, DataFingerprint
@@ -94,6 +101,9 @@ class TrainingResult:
     champion_version: str
     exported_to: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    # Which rows the registered model was fitted on, and where the test figures come from.
+    fitted_on: str = ""
+    test_figures: str = ""
 
 
 def feature_importances(pipeline: Any) -> dict[str, float]:
@@ -124,7 +134,7 @@ class Split:
 
 @dataclass
 class Evaluation:
-    """A pipeline fitted on the training split, its threshold and its metrics."""
+    """The recipe fitted on the training split, its threshold and its test-split metrics."""
 
     pipeline: Any
     params: dict[str, Any]
@@ -135,10 +145,80 @@ class Evaluation:
     matrix: dict[str, Any]
     # Fairness audit, calibration and explanations (credit_risk.card.assess_run).
     responsible: Assessment
-    # The approved training rows the adverse-action reasons are measured from; None when the
-    # model cannot give reasons (then it fails the promotion gate and is never served).
-    reason_reference: ReasonReference | None
+
+
+@dataclass(frozen=True)
+class Exported:
+    """The model a run registers and exports, and the rows it was fitted on.
+
+    ``rows`` is the run's data with ``train`` the positions this model was fitted on and
+    ``test`` those it never saw (:func:`exported_rows`); ``evaluated`` the training and test
+    split sizes behind the run's test figures.
+    """
+
+    pipeline: Any
+    fit_rows: FitRows
+    rows: RunData
+    evaluated: tuple[int, int]
+    # The approved rows the adverse-action reasons are measured from (this model's, over the
+    # rows it was fitted on); None when the model cannot give reasons (then it fails the
+    # promotion gate and is never served).
+    reason_reference: ReasonReference | None = None
     reasons_unavailable: str | None = None
+
+    @property
+    def x(self) -> pd.DataFrame:
+        """The applicants this model was fitted on."""
+        return self.rows.features.iloc[self.rows.train].reset_index(drop=True)
+
+    @property
+    def y(self) -> pd.Series:
+        return self.rows.is_bad.iloc[self.rows.train].reset_index(drop=True)
+
+    def fingerprint(self) -> DataFingerprint:
+        """The run's fingerprint: trained rows are this model's; how its rows were chosen."""
+        summary = self.rows.fingerprint().model_dump(mode="json")
+        train_rows, test_rows = self.evaluated
+        return DataFingerprint.model_validate(
+            {
+                **summary,
+                "fit_rows": self.fit_rows.value,
+                "evaluated_on": {"trained_rows": train_rows, "test_rows": test_rows},
+            }
+        )
+
+    def tags(self) -> dict[str, str]:
+        """Registry version (and run) tags: the fingerprint's summary and the fit rule."""
+        return {
+            **fingerprint_tags(self.fingerprint()),
+            f"{TAG_PREFIX}fit_rows": self.fit_rows.value,
+        }
+
+    def description(self) -> str:
+        """Which rows, in words (the card, the run's tags, the CLI's summary)."""
+        fitted, total = len(self.rows.train), len(self.rows.hashes)
+        if self.fit_rows is FitRows.SPLIT:
+            return f"the {fitted} training-split rows of {total}"
+        if fitted == total:
+            return f"all {total} rows"
+        return (
+            f"all {total} rows but the {total - fitted} labelled decisions held out of time "
+            "for the promotion gate"
+        )
+
+    def test_figures(self) -> str:
+        """Where the run's test figures come from."""
+        train_rows, test_rows = self.evaluated
+        if self.fit_rows is FitRows.SPLIT:
+            return (
+                f"this model (fitted on the {train_rows} training-split rows), scored on the "
+                f"{test_rows} test-split rows it never saw"
+            )
+        return (
+            f"the same recipe (parameters and threshold) fitted on the {train_rows} "
+            f"training-split rows, scored on the {test_rows} test-split rows; this model, "
+            f"refitted on {self.description()}, has no held-out rows of its own"
+        )
 
 
 @dataclass(frozen=True)
@@ -212,11 +292,12 @@ def final_params(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def reason_reference(
-    pipeline: Any, split: Split, threshold: float
+    pipeline: Any, applicants: pd.DataFrame, threshold: float
 ) -> tuple[ReasonReference | None, str | None]:
     """What a fitted model's adverse-action reasons are measured from, or why it has none.
 
-    A forest: its approved reference over the training split (:func:`build_reference`). A
+    A forest: its approved reference over ``applicants``, the rows it was fitted on
+    (:func:`build_reference`). A
     points scorecard: nothing (its reasons are the points lost against each attribute's best
     bin, in its table), but it must approve its best possible score.
 
@@ -229,7 +310,7 @@ def reason_reference(
         unavailable = None if problem is None else f"no adverse-action reasons: {problem}"
     else:
         try:
-            return build_reference(pipeline, split.x_train, threshold), None
+            return build_reference(pipeline, applicants, threshold), None
         except ReasonsUnavailable as error:
             unavailable = f"no adverse-action reasons: {error}"
     if unavailable is not None:
@@ -237,8 +318,16 @@ def reason_reference(
     return None, unavailable
 
 
+def fit_on_split(settings: Settings, params: dict[str, Any], split: Split) -> Any:
+    """The recipe (``params``: final parameters, see :func:`final_params`) fitted on the
+    training split: the model the run evaluates on its test split."""
+    pipeline = build_model(settings, params)
+    pipeline.fit(split.x_train, split.y_train.to_numpy())
+    return pipeline
+
+
 def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Evaluation:
-    """Cross-validate on the training split (threshold, CV metrics), refit on it, test.
+    """Cross-validate on the training split (threshold, CV metrics), fit on it, test.
 
     The threshold follows ``settings.threshold_rule`` (see
     :func:`credit_risk.evaluate.threshold_rule`); either way the test split plays no part in it.
@@ -246,11 +335,9 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
     costs = costs_of(settings)
     params = final_params(settings, params)
     cv = cross_validate(params, split.x_train, split.y_train, settings)
-    pipeline = build_model(settings, params)
-    pipeline.fit(split.x_train, split.y_train.to_numpy())
+    pipeline = fit_on_split(settings, params, split)
     probability = pipeline.predict_proba(split.x_test)[:, 1]
     y_test = split.y_test.to_numpy()
-    reference, unavailable = reason_reference(pipeline, split, cv.threshold)
     return Evaluation(
         pipeline=pipeline,
         params=params,
@@ -271,22 +358,65 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
             probability,
             cv.threshold,
         ),
-        reason_reference=reference,
-        reasons_unavailable=unavailable,
+    )
+
+
+def exported_rows(settings: Settings, data: RunData) -> RunData:
+    """``data`` with ``train`` the rows the exported model is fitted on, ``test`` the rest.
+
+    ``split``: the training split. ``all``: every row but the labelled decisions held out of
+    time (``outcomes_holdout_fraction``), which stay the promotion gate's out-of-time rows.
+    """
+    if FitRows(settings.fit_rows) is FitRows.SPLIT:
+        return data
+    out_of_time = data.labelled[data.test]
+    return dataclasses.replace(
+        data,
+        train=np.concatenate([data.train, data.test[~out_of_time]]),
+        test=data.test[out_of_time],
+    )
+
+
+def fit_exported(
+    settings: Settings, params: dict[str, Any], data: RunData, fitted_on_split: Any
+) -> Exported:
+    """The model the run exports (``settings.fit_rows``), without its reasons' reference.
+
+    ``split``: ``fitted_on_split`` itself. ``all``: the same recipe (``params``: the final
+    parameters, calibration included; the threshold is the run's) refitted on
+    :func:`exported_rows`.
+    """
+    rule = FitRows(settings.fit_rows)
+    rows = exported_rows(settings, data)
+    exported = Exported(fitted_on_split, rule, rows, (len(data.train), len(data.test)))
+    if rule is FitRows.ALL:
+        pipeline = build_model(settings, params)
+        pipeline.fit(exported.x, exported.y.to_numpy())
+        exported = dataclasses.replace(exported, pipeline=pipeline)
+    return exported
+
+
+def with_reasons(exported: Exported, threshold: float) -> Exported:
+    """``exported`` with its reasons' approved reference over the rows it was fitted on."""
+    reference, unavailable = reason_reference(exported.pipeline, exported.x, threshold)
+    return dataclasses.replace(
+        exported, reason_reference=reference, reasons_unavailable=unavailable
     )
 
 
 def log_run(
     settings: Settings,
     evaluation: Evaluation,
+    exported: Exported,
     split: Split,
     search: SearchSummary | None,
-    data: RunData | None = None,
 ) -> LoggedRun:
-    """Log parameters, metrics, plots and the model to a new MLflow run.
+    """Log parameters, metrics, plots and the exported model to a new MLflow run.
 
-    ``search`` is None when the parameters were given rather than searched; ``data`` (the rows
-    ``split`` came from) adds the dataset fingerprint (:mod:`credit_risk.fingerprint`).
+    The ``test_*`` metrics are ``evaluation``'s (the recipe fitted on the training split); the
+    run's ``test_metrics_model`` tag says so, and which rows the logged model was fitted on
+    (``exported``, whose rows give the dataset fingerprint, :mod:`credit_risk.fingerprint`).
+    ``search`` is None when the parameters were given rather than searched.
     """
     configure_mlflow(settings)
     costs = costs_of(settings)
@@ -306,6 +436,7 @@ def log_run(
                 "cost_bad_accepted": costs.bad_accepted,
                 "cost_good_rejected": costs.good_rejected,
                 "train_with_outcomes": settings.train_with_outcomes,
+                "fit_rows": exported.fit_rows.value,
             }
         )
         mlflow.log_metrics(
@@ -321,26 +452,27 @@ def log_run(
                 "data_path": str(settings.data_path),
                 "package_version": __version__,
                 "family": settings.family.value,
+                "fit_rows": exported.fit_rows.value,
+                "model_fitted_on": exported.description(),
+                "test_metrics_model": exported.test_figures(),
             }
         )
         mlflow.log_dict(evaluation.matrix, "confusion_matrix.json")
-        if isinstance(evaluation.pipeline, PointsScorecard):
-            log_scorecard(
-                evaluation.pipeline.points_table, evaluation.threshold, len(split.x_train)
-            )
-        reference = drift_reference(settings, evaluation, split)
+        if isinstance(exported.pipeline, PointsScorecard):
+            log_scorecard(exported.pipeline.points_table, evaluation.threshold, len(exported.x))
+        reference = drift_reference(settings, evaluation, exported)
         mlflow.log_dict(reference.to_json(), DRIFT_REFERENCE_ARTIFACT)
         # What a registered version needs to give reasons (credit_risk.registry.load_registered).
-        if evaluation.reason_reference is not None:
-            mlflow.log_dict(evaluation.reason_reference.to_json(), REASON_REFERENCE_ARTIFACT)
+        if exported.reason_reference is not None:
+            mlflow.log_dict(exported.reason_reference.to_json(), REASON_REFERENCE_ARTIFACT)
         mlflow.log_text(builtin_bytes().decode(), REASON_CODES_ARTIFACT)
         mlflow.log_dict(
             recipe_record(evaluation.params, settings, evaluation.threshold), RECIPE_FILE
         )
-        fingerprint = None
-        if data is not None:
-            fingerprint = data.fingerprint()
-            log_fingerprint(fingerprint, data.hashes[data.train], data.hashes[data.test])
+        fingerprint = exported.fingerprint()
+        rows = exported.rows
+        log_fingerprint(fingerprint, rows.hashes[rows.train], rows.hashes[rows.test])
+        mlflow.set_tags(exported.tags())
         if search is not None:
             mlflow.log_metric("study_best_value", search.best_value)
             mlflow.set_tag("study_name", search.study_name)
@@ -349,38 +481,42 @@ def log_run(
                 split.y_test.to_numpy(),
                 evaluation.probability,
                 evaluation.threshold,
-                feature_importances(evaluation.pipeline),
+                feature_importances(exported.pipeline),
                 Path(folder),
             )
             mlflow.log_artifacts(folder, "plots")
         log_assessment(
             evaluation.responsible,
-            model_metadata(settings, run.info.run_id, "(unregistered)", evaluation, fingerprint),
+            model_metadata(settings, run.info.run_id, "(unregistered)", evaluation, exported),
         )
         example = split.x_train.head(3)
         info = mlflow.sklearn.log_model(
-            evaluation.pipeline,
+            exported.pipeline,
             name="model",
-            signature=infer_signature(example, evaluation.pipeline.predict(example)),
+            signature=infer_signature(example, exported.pipeline.predict(example)),
             input_example=example,
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
     return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)
 
 
-def drift_reference(settings: Settings, evaluation: Evaluation, split: Split) -> Reference:
+def drift_reference(settings: Settings, evaluation: Evaluation, exported: Exported) -> Reference:
     """What the drift monitor compares this model's decisions with (stored with the model).
 
-    The training split's inputs (what the model learned from) and the model's probabilities on
-    the held-out test split (in-sample scores would be more extreme than served ones).
+    The inputs of the rows the exported model was fitted on (what it learned from), and
+    probabilities on the held-out test split (in-sample scores would be more extreme than
+    served ones): under ``fit_rows`` ``all`` the exported model has no held-out rows, so they
+    are the recipe's fitted on the training split, the same recipe on 80 % of the rows.
     """
-    return Reference.from_rows(
-        split.x_train,
-        evaluation.probability,
-        reference_provenance(
-            settings.seed, settings.test_size, file_sha256(Path(settings.data_path))
-        ),
+    provenance = reference_provenance(
+        settings.seed, settings.test_size, file_sha256(Path(settings.data_path))
     )
+    provenance["attribute_sample"] = f"the exported model's training rows: {exported.description()}"
+    if exported.fit_rows is FitRows.ALL:
+        provenance["score_sample"] = (
+            "held-out test split, scored by the same recipe fitted on the training split"
+        )
+    return Reference.from_rows(exported.x, evaluation.probability, provenance)
 
 
 def register_version(
@@ -437,15 +573,16 @@ def model_metadata(
     run_id: str,
     version: str,
     evaluation: Evaluation,
-    fingerprint: DataFingerprint | None = None,
+    exported: Exported,
 ) -> dict[str, Any]:
     """What ``metadata.json`` of an exported model says about it."""
     costs = costs_of(settings)
     scorecard = (
-        {TABLE_KEY: evaluation.pipeline.table_}
-        if isinstance(evaluation.pipeline, PointsScorecard)
+        {TABLE_KEY: exported.pipeline.table_}
+        if isinstance(exported.pipeline, PointsScorecard)
         else {}
     )
+    train_rows, test_rows = exported.evaluated
     return {
         "model_name": settings.registered_model_name,
         "family": settings.family.value,
@@ -460,6 +597,15 @@ def model_metadata(
         "params": evaluation.params,
         "seed": settings.seed,
         "test_size": settings.test_size,
+        # Which rows this model was fitted on, and where its test figures come from.
+        "fit_rows": exported.fit_rows.value,
+        "fitted_rows": len(exported.rows.train),
+        "fitted_on": exported.description(),
+        "test_evaluation": {
+            "trained_rows": train_rows,
+            "test_rows": test_rows,
+            "of": exported.test_figures(),
+        },
         "drift_reference": DRIFT_REFERENCE_FILE,
         "test_metrics": evaluation.test_metrics,
         "cv_metrics": evaluation.cv_metrics,
@@ -467,10 +613,10 @@ def model_metadata(
         "responsible": evaluation.responsible.to_json(),
         "reason_codes": reason_codes_record(),
         "reason_reference": (
-            evaluation.reason_reference.to_json() if evaluation.reason_reference else None
+            exported.reason_reference.to_json() if exported.reason_reference else None
         ),
         "data_sha256": file_sha256(Path(settings.data_path)),
-        "fingerprint": fingerprint.model_dump(mode="json") if fingerprint else None,
+        "fingerprint": exported.fingerprint().model_dump(mode="json"),
         "package_version": __version__,
         **scorecard,
     }
@@ -565,6 +711,9 @@ class FitSummary:
     metadata: dict[str, Any] = field(repr=False)
     # Registry version tags summarising the dataset fingerprint.
     data_tags: dict[str, str] = field(default_factory=dict, repr=False)
+    # Which rows the registered model was fitted on, and where the test figures come from.
+    fitted_on: str = ""
+    test_figures: str = ""
 
 
 @dataclass(frozen=True)
@@ -598,12 +747,14 @@ def tune_params(settings: Settings) -> SearchSummary:
 def fit_and_log(
     settings: Settings, params: dict[str, Any], search: SearchSummary | None
 ) -> FitSummary:
-    """Fit, evaluate on the test split and log the run and its model to MLflow."""
+    """Fit on the training split, evaluate on the test split, fit the model to export
+    (``settings.fit_rows``), and log the run and that model to MLflow."""
     data = run_data(settings)
     split = Split(*data.split())
     evaluation = fit_evaluate(settings, params, split)
-    logged = log_run(settings, evaluation, split, search, data)
-    fingerprint = data.fingerprint()
+    exported = fit_exported(settings, evaluation.params, data, evaluation.pipeline)
+    exported = with_reasons(exported, evaluation.threshold)
+    logged = log_run(settings, evaluation, exported, split, search)
     return FitSummary(
         run_id=logged.run_id,
         model_uri=logged.model_uri,
@@ -613,10 +764,12 @@ def fit_and_log(
         # A model that cannot give reasons for its rejections is never promoted.
         limits_failed=[
             *evaluation.responsible.limits_failed,
-            *([evaluation.reasons_unavailable] if evaluation.reasons_unavailable else []),
+            *([exported.reasons_unavailable] if exported.reasons_unavailable else []),
         ],
-        metadata=model_metadata(settings, logged.run_id, "", evaluation, fingerprint),
-        data_tags=fingerprint_tags(fingerprint),
+        metadata=model_metadata(settings, logged.run_id, "", evaluation, exported),
+        data_tags=exported.tags(),
+        fitted_on=exported.description(),
+        test_figures=exported.test_figures(),
     )
 
 
@@ -673,6 +826,8 @@ def run_training(
         champion_version=champion_number,
         exported_to=exported,
         seconds=time.perf_counter() - started,
+        fitted_on=fitted.fitted_on,
+        test_figures=fitted.test_figures,
     )
     return TrainingRun(data, result)
 
@@ -699,7 +854,9 @@ def result_summary(result: TrainingResult) -> str:
         f"run {result.run_id}  model {result.model_name} v{result.version} "
         f"({result.seconds:.1f} s)",
         f"threshold {result.threshold:.4f}  params {json.dumps(result.params)}",
+        *([f"model: fitted on {result.fitted_on}"] if result.fitted_on else []),
         "test:  " + "  ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items()),
+        *([f"       (test figures: {result.test_figures})"] if result.test_figures else []),
         "cv:    "
         + "  ".join(
             f"{k[:-5]}={v:.4f}±{result.cv_metrics[k[:-5] + '_std']:.4f}"

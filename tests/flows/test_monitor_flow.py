@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from credit_risk import flows
 from credit_risk import monitor as monitoring
-from credit_risk.config import Settings
-from tests.conftest import make_settings
+from credit_risk.config import FitRows
+from tests.conftest import FAST_PARAMS, make_settings
 
 
 def _table(alarm: bool) -> pd.DataFrame:
@@ -67,8 +67,6 @@ def test_monitor_flow_retrains_only_on_drift(
 
 def test_a_quiet_window_of_50_decisions_does_not_retrain(
     prefect_harness: None,
-    trained: tuple[Settings, Any],
-    model_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -79,8 +77,12 @@ def test_a_quiet_window_of_50_decisions_does_not_retrain(
     """
     from benchmarks.drift_alarms import held_out_pool, no_shift
     from credit_risk.decision_log import create_table, decision_row, decisions_table, make_engine
+    from credit_risk.train import train
 
-    trained_settings, _ = trained
+    # A model with held-out applicants (the default refits on every row, leaving none).
+    trained_settings = make_settings(tmp_path / "store", fit_rows=FitRows.SPLIT)
+    train(trained_settings, params=FAST_PARAMS)
+    model_dir = trained_settings.model_dir
     window = no_shift(held_out_pool(trained_settings, model_dir), 50, np.random.default_rng(8))
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
     engine = make_engine(url)

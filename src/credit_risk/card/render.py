@@ -72,6 +72,21 @@ def _metric_rows(metadata: dict[str, Any]) -> list[MetricRow]:
     ]
 
 
+def rows_statement(metadata: dict[str, Any]) -> str:
+    """Which rows the exported model was fitted on and where its test figures come from."""
+    fitted_on = metadata.get("fitted_on")
+    if not fitted_on:  # exported before ``fit_rows``: the training split's model
+        return (
+            "this model was fitted on the training split (its metadata predates `fit_rows`); "
+            "the test-split figures are its own."
+        )
+    evaluation = metadata.get("test_evaluation") or {}
+    return (
+        f"this model was fitted on {fitted_on} (`fit_rows` `{metadata.get('fit_rows', '?')}`). "
+        f"The test-split figures below are those of {evaluation.get('of', 'this model')}."
+    )
+
+
 def _points_table(metadata: dict[str, Any]) -> PointsTable | None:
     """A scorecard's points table (None for another family)."""
     stored = metadata.get(TABLE_KEY)
@@ -98,6 +113,7 @@ def card_markdown(metadata: dict[str, Any], inline_images: bool = True) -> str:
         excluded=metadata.get("protected_policy") == ProtectedPolicy.EXCLUDE.value,
         sex_caveat=SEX_CAVEAT,
         metric_rows=_metric_rows(metadata),
+        rows_statement=rows_statement(metadata),
         threshold=metadata.get("threshold", float("nan")),
         threshold_basis=THRESHOLD_BASIS.get(str(metadata.get("threshold_rule")), BASIS_UNKNOWN),
         costs=metadata.get("cost_matrix", {}),
