@@ -18,9 +18,9 @@ import sqlalchemy.exc
 from mlflow.tracking import MlflowClient
 from prefect.exceptions import ObjectNotFound
 
-from credit_risk import train as training
 from credit_risk.config import challenger_folder
 from credit_risk.flows import WEEKLY_CRON, is_transient, training_flow, weekly_deployment
+from credit_risk.train import sequence as training
 from tests.conftest import FAST_PARAMS, make_settings
 
 WORSE_PARAMS = {"n_estimators": 5, "max_depth": 2, "max_features": 0.1}
