@@ -1,0 +1,145 @@
+"""Drift monitoring: the decision log's recent inputs and scores against each model's reference.
+
+Protocol (measured by ``benchmarks/drift_alarms.py``, README "Drift monitoring"):
+
+- **Per model version.** The window's decisions are split by the model version that decided
+  them. Each version is compared with its own reference, written at training time and stored
+  with the model (``drift_reference.json`` in the exported folder, ``drift/`` in its MLflow
+  run): the marginal distribution of every attribute over the model's training rows, and the
+  model's probabilities on its own held-out test split. The attributes use the training rows
+  because they are what the model learned from, and 4x the held-out rows, so the reference's
+  own sampling noise is smaller; whether the model saw a row does not change its inputs. The
+  scores must be held out: a forest's in-sample scores are more extreme than any it serves.
+  The monitor refits and re-scores nothing (a folder exported before references were stored
+  is the one, logged, exception: :func:`rebuild_reference`).
+- **One test per attribute and for the score, valid at any window size.** Categorical
+  attributes, and integer attributes whose codebook allows at most
+  :data:`MAX_DISCRETE_LEVELS` values (bands and small counts), get Pearson's chi-square
+  statistic of the 2 x k table (reference counts, window counts), with its permutation
+  distribution given the pooled counts simulated at this window's size (multivariate
+  hypergeometric draws): a Monte Carlo exact test, so rare categories in a 50-row window do
+  not break it the way the chi-square approximation breaks. Continuous attributes and the
+  score get the two-sample Kolmogorov-Smirnov distance, with its distribution-free null for a
+  reference of N and a window of n values simulated from random rank orders (cached per
+  (N, n)); tied values (ages in years) make it conservative. p = (1 + #null >= observed) /
+  (draws + 1).
+- **One correction for the whole run.** Bonferroni over every test of every version in the
+  run: a test alarms when p <= ``monitor_alarm_rate`` / m, so the chance that a run with no
+  drift alarms at all is at most ``monitor_alarm_rate`` (0.05). The threshold reported beside
+  each statistic is the largest value that would not alarm at this n (alarm: statistic above
+  it). Draws scale with m so that :data:`EXCEEDANCES` null values lie beyond the threshold.
+- PSI (bands < 0.1 stable, 0.1-0.25 watch, >= 0.25 act) is reported as an effect size only:
+  with no drift, a 50-row window's expected PSI is about (bins - 1) / n, near the 0.25 "act"
+  band, so it cannot be an alarm by itself.
+
+Why not Evidently: its latest release (0.7.23) fails to import with the pandas 3 that this
+project pins (``ImportError: infer_dtype_from_object``).
+"""
+
+from __future__ import annotations
+
+from credit_risk.model_folder import read_metadata
+from credit_risk.monitor.decisions import (
+    decisions_to_frame,
+    parse_since,
+    read_decisions,
+    windows_by_version,
+)
+from credit_risk.monitor.drift import (
+    DriftResult,
+    VersionDrift,
+    Window,
+    assess_drift,
+    planned_tests,
+    window_counts,
+)
+from credit_risk.monitor.reference import (
+    InvalidReference,
+    Reference,
+    ReferenceUnavailable,
+    folder_reference,
+    rebuild_reference,
+    reference_provenance,
+    registry_reference,
+)
+from credit_risk.monitor.report import _figure_base64, drift_plots, render_report
+from credit_risk.monitor.run import monitor
+from credit_risk.monitor.statistics import (
+    CHI_SQUARE,
+    EXCEEDANCES,
+    KS,
+    MAX_DISCRETE_LEVELS,
+    MIN_DRAWS,
+    MODEL_VERSION,
+    NUMERIC_BINS,
+    PSEUDO_COUNT,
+    PSI_ACT,
+    PSI_WATCH,
+    REFERENCE_FORMAT,
+    SCORE,
+    SCORE_BINS,
+    allowed_exceedances,
+    chi_square_test,
+    choose_test,
+    ks_distance,
+    ks_null,
+    monte_carlo_outcome,
+    null_draws,
+    numeric_edges,
+    pearson_statistic,
+    psi_band,
+    psi_categorical,
+    psi_numeric,
+    value_key,
+)
+
+__all__ = [
+    "CHI_SQUARE",
+    "EXCEEDANCES",
+    "KS",
+    "MAX_DISCRETE_LEVELS",
+    "MIN_DRAWS",
+    "MODEL_VERSION",
+    "NUMERIC_BINS",
+    "PSEUDO_COUNT",
+    "PSI_ACT",
+    "PSI_WATCH",
+    "REFERENCE_FORMAT",
+    "SCORE",
+    "SCORE_BINS",
+    "DriftResult",
+    "InvalidReference",
+    "Reference",
+    "ReferenceUnavailable",
+    "VersionDrift",
+    "Window",
+    "_figure_base64",
+    "allowed_exceedances",
+    "assess_drift",
+    "chi_square_test",
+    "choose_test",
+    "decisions_to_frame",
+    "drift_plots",
+    "folder_reference",
+    "ks_distance",
+    "ks_null",
+    "monitor",
+    "monte_carlo_outcome",
+    "null_draws",
+    "numeric_edges",
+    "parse_since",
+    "pearson_statistic",
+    "planned_tests",
+    "psi_band",
+    "psi_categorical",
+    "psi_numeric",
+    "read_decisions",
+    "read_metadata",
+    "rebuild_reference",
+    "reference_provenance",
+    "registry_reference",
+    "render_report",
+    "value_key",
+    "window_counts",
+    "windows_by_version",
+]
