@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from credit_risk.cli.core import app
 from credit_risk.cli.flow import flow_app
-from credit_risk.cli.monitoring import monitor, outcomes_app, performance
-from credit_risk.cli.promotion import promote, shadow_app
+from credit_risk.cli.monitoring import monitor, outcomes_app, performance, shadow_app
+from credit_risk.cli.promotion import promote
 from credit_risk.cli.scorecard import scorecard_app
 from credit_risk.cli.scoring import card, info, predict, reasons, serve
 from credit_risk.cli.training import evaluate, train, tune

@@ -9,9 +9,7 @@ from typing import Annotated
 import typer
 
 from credit_risk.cli.core import OutputOption, TrainingFlags, setup_logging, training_flags
-from credit_risk.config import (
-    get_settings,
-)
+from credit_risk.config import get_settings
 
 flow_app = typer.Typer(
     help="Prefect training flow: run once or serve on a schedule.", no_args_is_help=True

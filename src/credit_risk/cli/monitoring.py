@@ -1,4 +1,6 @@
-"""Watching served decisions: ``monitor`` (drift), ``outcomes import``, ``performance``."""
+"""Watching served decisions: ``monitor`` (drift), ``outcomes import``, ``performance``,
+``shadow report`` (the challenger beside the champion).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +20,7 @@ from credit_risk.cli.core import (
     moment_option,
     setup_logging,
 )
-from credit_risk.config import (
-    get_settings,
-)
+from credit_risk.config import get_settings
 from credit_risk.errors import UserError
 
 
@@ -149,3 +149,37 @@ def performance(
         result = run_performance(settings, *window, by=By(by), report=report)
     typer.echo(result.table())
     typer.echo(f"report: {result.report_path}")
+
+
+shadow_app = typer.Typer(
+    help="The shadow challenger: its decisions beside the champion's, from the decision log.",
+    no_args_is_help=True,
+)
+
+
+@shadow_app.command("report")
+def shadow_report(
+    since: SinceOption = None,
+    until: UntilOption = None,
+    log_url: LogUrlOption = None,
+    resamples: Annotated[
+        int | None,
+        typer.Option("--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
+    ] = None,
+    seed: SeedOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Agreement, score differences and, where outcomes exist, the realised comparison of the
+    challenger's shadow decisions with the champion's."""
+    from credit_risk.decision_log import check_log_exists
+    from credit_risk.shadow import shadow_report as build_report
+
+    setup_logging(False)
+    settings = get_settings(
+        decision_log_url=log_url, performance_bootstrap_resamples=resamples, seed=seed
+    )
+    window = (moment_option(since, "--since"), moment_option(until, "--until"))
+    check_log_exists(settings.decision_log_url)
+    with decision_log_access("read"):
+        report = build_report(settings, *window)
+    typer.echo(report.to_json() if as_json else report.text())

@@ -1,4 +1,4 @@
-"""Model changes: ``promote`` (champion or challenger alias) and ``shadow report``."""
+"""``credit-risk promote``: move the champion or challenger alias to a registered version."""
 
 from __future__ import annotations
 
@@ -7,18 +7,8 @@ from typing import Annotated
 
 import typer
 
-from credit_risk.cli.core import (
-    LogUrlOption,
-    SeedOption,
-    SinceOption,
-    UntilOption,
-    decision_log_access,
-    moment_option,
-    setup_logging,
-)
-from credit_risk.config import (
-    get_settings,
-)
+from credit_risk.cli.core import setup_logging
+from credit_risk.config import get_settings
 
 
 def promote(
@@ -48,37 +38,3 @@ def promote(
     settings = get_settings(model_dir=model)
     result = move_alias(settings, Alias(alias), version, export)
     typer.echo(result.text(settings.registered_model_name))
-
-
-shadow_app = typer.Typer(
-    help="The shadow challenger: its decisions beside the champion's, from the decision log.",
-    no_args_is_help=True,
-)
-
-
-@shadow_app.command("report")
-def shadow_report(
-    since: SinceOption = None,
-    until: UntilOption = None,
-    log_url: LogUrlOption = None,
-    resamples: Annotated[
-        int | None,
-        typer.Option("--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
-    ] = None,
-    seed: SeedOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
-) -> None:
-    """Agreement, score differences and, where outcomes exist, the realised comparison of the
-    challenger's shadow decisions with the champion's."""
-    from credit_risk.decision_log import check_log_exists
-    from credit_risk.shadow import shadow_report as build_report
-
-    setup_logging(False)
-    settings = get_settings(
-        decision_log_url=log_url, performance_bootstrap_resamples=resamples, seed=seed
-    )
-    window = (moment_option(since, "--since"), moment_option(until, "--until"))
-    check_log_exists(settings.decision_log_url)
-    with decision_log_access("read"):
-        report = build_report(settings, *window)
-    typer.echo(report.to_json() if as_json else report.text())

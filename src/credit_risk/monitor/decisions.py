@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from credit_risk.model_folder import (
-    read_metadata,
-)
+from credit_risk.model_folder import read_metadata
 from credit_risk.monitor.drift import Window
 from credit_risk.monitor.reference import (
     Reference,

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from credit_risk.outcomes.parse import (
     ALLOWED,
-    CLOCK_TOLERANCE,
-    MAX_LISTED_PROBLEMS,
     OUTCOME_FIELDS,
     REQUEST_ID_LENGTH,
     REQUEST_ID_PATTERN,
@@ -31,27 +29,21 @@ from credit_risk.outcomes.parse import (
     InvalidOutcomes,
     Outcome,
     OutcomeError,
-    ParsedOutcomes,
     Problem,
     UnknownRequests,
-    outcome_label,
-    parse_outcome,
     parse_outcomes,
     read_outcomes_file,
-    well_formed_id,
 )
 from credit_risk.outcomes.read import (
     LABELLED_COLUMNS,
     labelled_decisions,
     read_decisions_with_outcomes,
 )
-from credit_risk.outcomes.record import RecordResult, import_outcomes, record_outcomes
+from credit_risk.outcomes.record import import_outcomes, record_outcomes
 
 __all__ = [
     "ALLOWED",
-    "CLOCK_TOLERANCE",
     "LABELLED_COLUMNS",
-    "MAX_LISTED_PROBLEMS",
     "OUTCOME_FIELDS",
     "REQUEST_ID_LENGTH",
     "REQUEST_ID_PATTERN",
@@ -59,17 +51,12 @@ __all__ = [
     "InvalidOutcomes",
     "Outcome",
     "OutcomeError",
-    "ParsedOutcomes",
     "Problem",
-    "RecordResult",
     "UnknownRequests",
     "import_outcomes",
     "labelled_decisions",
-    "outcome_label",
-    "parse_outcome",
     "parse_outcomes",
     "read_decisions_with_outcomes",
     "read_outcomes_file",
     "record_outcomes",
-    "well_formed_id",
 ]

@@ -14,9 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from credit_risk.decision_log import (
-    decisions_table,
-)
+from credit_risk.decision_log import decisions_table
 from credit_risk.schema import BAD, CLASS_LABELS, GOOD
 
 log = logging.getLogger(__name__)

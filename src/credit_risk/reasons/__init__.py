@@ -52,7 +52,6 @@ from credit_risk.reasons.codes import (
     DEFAULT_LANGUAGE,
     FALLBACK,
     FALLBACK_CODE,
-    LANGUAGES,
     MAX_REASONS,
     NO_REASON,
     REASON_CODES_FILE,
@@ -60,31 +59,23 @@ from credit_risk.reasons.codes import (
     UNIT_LOG_ODDS,
     UNIT_MEANING,
     UNIT_POINTS,
-    ReasonCode,
     ReasonCodes,
     ReasonCodesError,
     ReasonsUnavailable,
     builtin_bytes,
     builtin_table,
     reason_codes_record,
-    table_bytes,
     table_sha256,
 )
 from credit_risk.reasons.explainers import Explainer, PointsExplainer
 from credit_risk.reasons.reference import ReasonReference, build_reference, logit
-from credit_risk.reasons.texts import ATTRIBUTE_ES, FALLBACK_TEXT, LABEL_ES, NUMERIC_BANDS
 
 __all__ = [
-    "ATTRIBUTE_ES",
     "DEFAULT_LANGUAGE",
     "FALLBACK",
     "FALLBACK_CODE",
-    "FALLBACK_TEXT",
-    "LABEL_ES",
-    "LANGUAGES",
     "MAX_REASONS",
     "NO_REASON",
-    "NUMERIC_BANDS",
     "REASON_CODES_FILE",
     "REASON_CODES_VERSION",
     "UNIT_LOG_ODDS",
@@ -92,7 +83,6 @@ __all__ = [
     "UNIT_POINTS",
     "Explainer",
     "PointsExplainer",
-    "ReasonCode",
     "ReasonCodes",
     "ReasonCodesError",
     "ReasonReference",
@@ -102,6 +92,5 @@ __all__ = [
     "builtin_table",
     "logit",
     "reason_codes_record",
-    "table_bytes",
     "table_sha256",
 ]

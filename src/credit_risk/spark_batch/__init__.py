@@ -26,24 +26,7 @@ was rejected; the command then exits with status 2 (see :class:`SparkRun`).
 
 from __future__ import annotations
 
-from credit_risk.spark_batch.job import (
-    JAVA_PACKAGE,
-    PYSPARK_PACKAGE,
-    SparkRun,
-    main,
-    predict_with_spark,
-    rejects_path,
-    score_source,
-    spark_session,
-    write_rejects,
-)
-from credit_risk.spark_batch.partitions import (
-    RejectTask,
-    ScoreTask,
-    block_first_lines,
-    output_schema,
-    reject_schema,
-)
+from credit_risk.spark_batch.job import main, predict_with_spark, rejects_path
 from credit_risk.spark_batch.shipping import (
     ModelNotVerified,
     ShippedModel,
@@ -51,49 +34,18 @@ from credit_risk.spark_batch.shipping import (
     load_shipped,
     ship_model,
 )
-from credit_risk.spark_batch.validation import (
-    BLANK,
-    MISSHAPEN,
-    RECORD,
-    REJECT_COLUMNS,
-    RowFormat,
-    Source,
-    first_line,
-    first_problems,
-    problem_text,
-    read_source,
-)
+from credit_risk.spark_batch.validation import REJECT_COLUMNS
 
 __all__ = [
-    "BLANK",
-    "JAVA_PACKAGE",
-    "MISSHAPEN",
-    "PYSPARK_PACKAGE",
-    "RECORD",
     "REJECT_COLUMNS",
     "ModelNotVerified",
-    "RejectTask",
-    "RowFormat",
-    "ScoreTask",
     "ShippedModel",
-    "Source",
     "SparkBatchError",
-    "SparkRun",
-    "block_first_lines",
-    "first_line",
-    "first_problems",
     "load_shipped",
     "main",
-    "output_schema",
     "predict_with_spark",
-    "problem_text",
-    "read_source",
-    "reject_schema",
     "rejects_path",
-    "score_source",
     "ship_model",
-    "spark_session",
-    "write_rejects",
 ]
 
 # spark-submit runs this file (README "Scoring on Spark"): its path is the package's.
