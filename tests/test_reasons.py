@@ -18,24 +18,22 @@ from credit_risk.data import read_applicants
 from credit_risk.fastpath import calibrate
 from credit_risk.model import build_pipeline
 from credit_risk.model_folder import ModelFolderError, load_reason_codes, read_metadata
-from credit_risk.reasons import (
+from credit_risk.reasons.codes import (
     FALLBACK,
     FALLBACK_CODE,
     MAX_REASONS,
     NO_REASON,
     REASON_CODES_FILE,
     REASON_CODES_VERSION,
-    Explainer,
     ReasonCodes,
     ReasonCodesError,
-    ReasonReference,
-    build_reference,
     builtin_bytes,
     builtin_table,
-    logit,
     reason_codes_record,
     table_sha256,
 )
+from credit_risk.reasons.explainers import Explainer
+from credit_risk.reasons.reference import ReasonReference, build_reference, logit
 from credit_risk.schema import ATTRIBUTES, BY_NAME, FEATURE_NAMES, PROTECTED
 from credit_risk.scoring import REASON_CODE_COLUMNS, REASON_TEXT_COLUMNS, Scorer
 from tests.conftest import DATA, FAST_PARAMS

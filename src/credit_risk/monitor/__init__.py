@@ -39,10 +39,9 @@ project pins (``ImportError: infer_dtype_from_object``).
 from __future__ import annotations
 
 from credit_risk.model_folder import read_metadata
-from credit_risk.monitor.decisions import decisions_to_frame, parse_since, read_decisions
+from credit_risk.monitor.decisions import parse_since, read_decisions
 from credit_risk.monitor.drift import DriftResult, VersionDrift, Window, assess_drift
 from credit_risk.monitor.reference import (
-    InvalidReference,
     Reference,
     ReferenceUnavailable,
     folder_reference,
@@ -50,49 +49,21 @@ from credit_risk.monitor.reference import (
 )
 from credit_risk.monitor.report import render_report
 from credit_risk.monitor.run import monitor
-from credit_risk.monitor.statistics import (
-    CHI_SQUARE,
-    KS,
-    PSI_ACT,
-    SCORE,
-    chi_square_test,
-    choose_test,
-    ks_distance,
-    ks_null,
-    monte_carlo_outcome,
-    null_draws,
-    pearson_statistic,
-    psi_band,
-    psi_categorical,
-    psi_numeric,
-)
+from credit_risk.monitor.statistics import PSI_ACT, SCORE, null_draws
 
 __all__ = [
-    "CHI_SQUARE",
-    "KS",
     "PSI_ACT",
     "SCORE",
     "DriftResult",
-    "InvalidReference",
     "Reference",
     "ReferenceUnavailable",
     "VersionDrift",
     "Window",
     "assess_drift",
-    "chi_square_test",
-    "choose_test",
-    "decisions_to_frame",
     "folder_reference",
-    "ks_distance",
-    "ks_null",
     "monitor",
-    "monte_carlo_outcome",
     "null_draws",
     "parse_since",
-    "pearson_statistic",
-    "psi_band",
-    "psi_categorical",
-    "psi_numeric",
     "read_decisions",
     "read_metadata",
     "reference_provenance",

@@ -21,15 +21,10 @@ it.
 from __future__ import annotations
 
 from credit_risk.outcomes.parse import (
-    ALLOWED,
-    OUTCOME_FIELDS,
-    REQUEST_ID_LENGTH,
-    REQUEST_ID_PATTERN,
     ConflictingOutcomes,
     InvalidOutcomes,
     Outcome,
     OutcomeError,
-    Problem,
     UnknownRequests,
     parse_outcomes,
     read_outcomes_file,
@@ -42,16 +37,11 @@ from credit_risk.outcomes.read import (
 from credit_risk.outcomes.record import import_outcomes, record_outcomes
 
 __all__ = [
-    "ALLOWED",
     "LABELLED_COLUMNS",
-    "OUTCOME_FIELDS",
-    "REQUEST_ID_LENGTH",
-    "REQUEST_ID_PATTERN",
     "ConflictingOutcomes",
     "InvalidOutcomes",
     "Outcome",
     "OutcomeError",
-    "Problem",
     "UnknownRequests",
     "import_outcomes",
     "labelled_decisions",
