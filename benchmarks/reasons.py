@@ -19,19 +19,23 @@ split, and all 1000 shipped applicants are scored as the service scores them. Pr
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fitted import fit_scorer
+
 from credit_risk.config import ProtectedPolicy, get_settings
-from credit_risk.data import load_training_data, read_applicants, split_dataset
+from credit_risk.data import read_applicants
 from credit_risk.fastpath import calibrate
-from credit_risk.model import build_pipeline
-from credit_risk.reasons import FALLBACK_CODE, build_reference, reason_codes_record
+from credit_risk.reasons import FALLBACK_CODE
 from credit_risk.schema import ATTRIBUTES, FEATURE_NAMES
-from credit_risk.scoring import Scorer, top_reasons
-from credit_risk.tune import run_threshold
+from credit_risk.scoring import top_reasons
 
 PARAMS = {"n_estimators": 200, "max_depth": 10, "min_samples_leaf": 3, "max_features": 0.4}
 PROTECTED = [k for k, a in enumerate(ATTRIBUTES) if a.protected]
@@ -54,26 +58,8 @@ def measure(policy: ProtectedPolicy, trees: int, repeats: int) -> dict[str, Any]
         "calibration": settings.calibration,
         "calibration_folds": settings.calibration_folds,
     }
-    dataset = load_training_data(settings)
-    x_train, _, y_train, _ = split_dataset(dataset, settings.test_size, settings.seed)
-    threshold = run_threshold(params, x_train, y_train, settings)
-    pipeline = build_pipeline(
-        params, settings.seed, policy is ProtectedPolicy.EXCLUDE, settings.n_jobs
-    )
-    pipeline.fit(x_train, y_train.to_numpy())
-    metadata = {
-        "model_name": "bench-reasons",
-        "model_version": policy.value,
-        "run_id": None,
-        "trained_at": None,
-        "objective": settings.objective.value,
-        "threshold": threshold,
-        "test_metrics": {},
-        "cv_metrics": {},
-        "reason_codes": reason_codes_record(),
-        "reason_reference": build_reference(pipeline, x_train, threshold).to_json(),
-    }
-    scorer = Scorer.from_pipeline(pipeline, metadata)
+    scorer, _ = fit_scorer(settings, params, "bench-reasons", policy.value)
+    threshold = scorer.threshold
     fast = scorer.fast
     assert fast is not None
     applicants = read_applicants(settings.data_path).features

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,17 +36,19 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fitted import fit_scorer
+
 from credit_risk.config import get_settings
-from credit_risk.data import load_training_data, read_applicants, split_dataset
+from credit_risk.data import read_applicants
 from credit_risk.recourse import RecourseSearch, Suggestion, actionable_table, violations
 from credit_risk.scoring import REJECT, Scorer
 
 
 def fitted_scorer(trees: int | None) -> tuple[Scorer, list[dict[str, Any]]]:
     """The served model's defaults fitted on the training split; and the test split's rows."""
-    from credit_risk.model import DEFAULT_TRIAL, build_pipeline
-    from credit_risk.reasons import build_reference, reason_codes_record
-    from credit_risk.tune import run_threshold
+    from credit_risk.model import DEFAULT_TRIAL
 
     settings = get_settings()
     params = {
@@ -54,25 +57,8 @@ def fitted_scorer(trees: int | None) -> tuple[Scorer, list[dict[str, Any]]]:
         "calibration": settings.calibration,
         "calibration_folds": settings.calibration_folds,
     }
-    dataset = load_training_data(settings)
-    x_train, x_test, y_train, _ = split_dataset(dataset, settings.test_size, settings.seed)
-    threshold = run_threshold(params, x_train, y_train, settings)
-    exclude = settings.protected_policy.value == "exclude"
-    pipeline = build_pipeline(params, settings.seed, exclude, settings.n_jobs)
-    pipeline.fit(x_train, y_train.to_numpy())
-    metadata = {
-        "model_name": "bench-recourse",
-        "model_version": "defaults",
-        "run_id": None,
-        "trained_at": None,
-        "objective": settings.objective.value,
-        "threshold": threshold,
-        "test_metrics": {},
-        "cv_metrics": {},
-        "reason_codes": reason_codes_record(),
-        "reason_reference": build_reference(pipeline, x_train, threshold).to_json(),
-    }
-    return Scorer.from_pipeline(pipeline, metadata), x_test.to_dict("records")
+    scorer, x_test = fit_scorer(settings, params, "bench-recourse", "defaults")
+    return scorer, x_test.to_dict("records")
 
 
 def _cheaper_flip(search: RecourseSearch, record: dict[str, Any], suggestion: Suggestion) -> bool:

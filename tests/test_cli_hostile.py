@@ -20,19 +20,10 @@ from typer.testing import CliRunner, Result
 from credit_risk.cli import app
 from credit_risk.schema import FEATURE_NAMES
 from tests.conftest import DATA
+from tests.tiny_training import TINY_TRAINING
 
 LINES = DATA.read_text().splitlines()
 runner = CliRunner()
-# Training small enough for a test: one trial, few trees, two folds, no bootstrap intervals.
-TINY_TRAINING = {
-    "CREDIT_RISK_TRIALS": "1",
-    "CREDIT_RISK_N_ESTIMATORS": "20",
-    "CREDIT_RISK_SEARCH_N_ESTIMATORS": "10",
-    "CREDIT_RISK_CV_FOLDS": "2",
-    "CREDIT_RISK_CALIBRATION_FOLDS": "2",
-    "CREDIT_RISK_FAIRNESS_BOOTSTRAP_RESAMPLES": "0",
-    "CREDIT_RISK_N_JOBS": "1",
-}
 
 
 def invoke(*args: object) -> Result:

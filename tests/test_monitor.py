@@ -24,21 +24,23 @@ from credit_risk.model_folder import (
     load_pipeline,
 )
 from credit_risk.monitor import (
-    CHI_SQUARE,
-    KS,
     SCORE,
-    InvalidReference,
     Reference,
     Window,
     assess_drift,
+    folder_reference,
+    monitor,
+    parse_since,
+)
+from credit_risk.monitor.reference import InvalidReference
+from credit_risk.monitor.statistics import (
+    CHI_SQUARE,
+    KS,
     chi_square_test,
     choose_test,
-    folder_reference,
     ks_distance,
     ks_null,
-    monitor,
     monte_carlo_outcome,
-    parse_since,
     pearson_statistic,
     psi_band,
     psi_categorical,
@@ -458,7 +460,7 @@ def test_each_version_is_tested_against_its_own_reference(
 
 
 def test_logged_labels_are_read_back_as_codes(applicants: pd.DataFrame) -> None:
-    from credit_risk.monitor import decisions_to_frame
+    from credit_risk.monitor.decisions import decisions_to_frame
 
     record = applicants.iloc[0].to_dict()
     record["foreign_worker"] = "no"  # the label of A202

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from typer.testing import CliRunner
 from credit_risk.cli import app
 from credit_risk.decision_log import (
     SCHEMA_VERSION,
-    DecisionLog,
     SchemaVersionError,
     decision_row,
     decisions_table,
@@ -43,9 +41,8 @@ from credit_risk.outcomes import (
 )
 from credit_risk.schema import ATTRIBUTES, FEATURE_NAMES
 from tests.api.conftest import POSTGRES_URL
+from tests.released_logs import V1_LOG, copied_log, start_and_stop_service_log
 
-REPO = Path(__file__).resolve().parents[1]
-V1_LOG = REPO / "tests" / "data" / "decision_log_v1.db"
 APPLICANT = {a.name: a.default for a in ATTRIBUTES}
 DECIDED = datetime(2025, 1, 10, 12, 0, tzinfo=UTC)
 runner = CliRunner()
@@ -324,18 +321,14 @@ def test_labelled_decisions_of_an_empty_or_missing_log(tmp_path: Path) -> None:
 
 def test_a_log_of_the_previous_release_is_upgraded_on_open(tmp_path: Path) -> None:
     """tests/data/decision_log_v1.db was written by the decision log before outcomes existed."""
-    path = tmp_path / "decisions.db"
-    shutil.copy(V1_LOG, path)
-    url = f"sqlite:///{path}"
+    url = copied_log(V1_LOG, tmp_path)
     old = make_engine(url)
     assert schema_version(old) == 1
     assert not sa.inspect(old).has_table("outcomes")
     assert labelled_decisions(url).empty  # reading alone does not need the upgrade
     old.dispose()
 
-    log = DecisionLog(url)
-    log.start()
-    log.close()
+    start_and_stop_service_log(url)
     engine = make_engine(url)
     assert schema_version(engine) == SCHEMA_VERSION == 3
     with engine.connect() as connection:
@@ -359,10 +352,9 @@ def test_a_log_of_the_previous_release_is_upgraded_on_open(tmp_path: Path) -> No
 
 
 def test_import_upgrades_a_previous_release_log(tmp_path: Path) -> None:
-    path = tmp_path / "decisions.db"
-    shutil.copy(V1_LOG, path)
+    url = copied_log(V1_LOG, tmp_path)
     csv_file = write_csv(tmp_path / "o.csv", "request_id,outcome,observed_at\nv1-1,2,2025-03-01\n")
-    result = import_outcomes(f"sqlite:///{path}", csv_file)
+    result = import_outcomes(url, csv_file)
     assert result.statuses == [("v1-1", "recorded")]
 
 
@@ -449,9 +441,7 @@ def test_postgres_log_of_the_previous_release_is_upgraded() -> None:
         decisions_table.create(engine)  # what the previous release created
         log_decisions(engine, ["p-1"])
         assert schema_version(engine) == 1
-        log = DecisionLog(url)
-        log.start()
-        log.close()
+        start_and_stop_service_log(url)
         assert schema_version(engine) == SCHEMA_VERSION
         record_outcomes(engine, [outcome("p-1", 1)])
         assert list(labelled_decisions(url)["request_id"]) == ["p-1"]

@@ -18,27 +18,26 @@ from credit_risk.data import read_applicants
 from credit_risk.fastpath import calibrate
 from credit_risk.model import build_pipeline
 from credit_risk.model_folder import ModelFolderError, load_reason_codes, read_metadata
-from credit_risk.reasons import (
+from credit_risk.reasons.codes import (
     FALLBACK,
     FALLBACK_CODE,
     MAX_REASONS,
     NO_REASON,
     REASON_CODES_FILE,
     REASON_CODES_VERSION,
-    Explainer,
     ReasonCodes,
     ReasonCodesError,
-    ReasonReference,
-    build_reference,
     builtin_bytes,
     builtin_table,
-    logit,
     reason_codes_record,
     table_sha256,
 )
+from credit_risk.reasons.explainers import Explainer
+from credit_risk.reasons.reference import ReasonReference, build_reference, logit
 from credit_risk.schema import ATTRIBUTES, BY_NAME, FEATURE_NAMES, PROTECTED
 from credit_risk.scoring import REASON_CODE_COLUMNS, REASON_TEXT_COLUMNS, Scorer
 from tests.conftest import DATA, FAST_PARAMS
+from tests.model_metadata import model_metadata
 
 # The codes of version 1, pinned: a code, once published, keeps its meaning. Changing the
 # table (codes, conditions or texts) needs a new REASON_CODES_VERSION and these pins updated.
@@ -197,19 +196,12 @@ def include_scorer() -> Scorer:
     params = {**FAST_PARAMS, "calibration": "sigmoid", "calibration_folds": 3}
     pipeline = build_pipeline(params, seed=3, drop_protected=False, n_jobs=1).fit(x, y)
     threshold = 1 / 6
-    metadata = {
-        "model_name": "include-policy",
-        "model_version": "1",
-        "run_id": None,
-        "trained_at": None,
-        "objective": "cost",
-        "threshold": threshold,
-        "test_metrics": {},
-        "cv_metrics": {},
-        "protected_policy": "include",
-        "reason_codes": reason_codes_record(),
-        "reason_reference": build_reference(pipeline, x, threshold).to_json(),
-    }
+    metadata = model_metadata(
+        "include-policy",
+        threshold,
+        protected_policy="include",
+        reason_reference=build_reference(pipeline, x, threshold).to_json(),
+    )
     return Scorer.from_pipeline(pipeline, metadata)
 
 

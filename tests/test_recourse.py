@@ -20,11 +20,11 @@ from credit_risk.recourse import (
     RecourseResult,
     RecourseSearch,
     Suggestion,
-    _CandidateEncoder,
     actionable_table,
     follow_installment_rate,
     violations,
 )
+from credit_risk.recourse.candidates import _CandidateEncoder
 from credit_risk.schema import ATTRIBUTES, BY_NAME, FEATURE_NAMES, PROTECTED
 from credit_risk.scoring import APPROVE, REJECT, Scorer
 

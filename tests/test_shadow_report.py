@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from typer.testing import CliRunner
 from credit_risk.cli import app
 from credit_risk.decision_log import (
     SCHEMA_VERSION,
-    DecisionLog,
     decision_row,
     decisions_table,
     make_engine,
@@ -30,9 +28,8 @@ from credit_risk.evaluate.metrics import CostMatrix
 from credit_risk.schema import ATTRIBUTES
 from credit_risk.shadow import paired_bootstrap, read_shadow_pairs, row_costs, shadow_report
 from tests.conftest import make_settings
+from tests.released_logs import V2_LOG, copied_log, start_and_stop_service_log
 
-REPO = Path(__file__).resolve().parents[1]
-V2_LOG = REPO / "tests" / "data" / "decision_log_v2.db"
 APPLICANT = {a.name: a.default for a in ATTRIBUTES}
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 THRESHOLD = 1 / 6
@@ -220,9 +217,7 @@ def test_cli_refuses_a_missing_log_and_a_bad_window(tmp_path: Path) -> None:
 def test_a_log_of_the_previous_release_gets_the_shadow_table(tmp_path: Path) -> None:
     """tests/data/decision_log_v2.db: the v1 log opened by the release with outcomes (schema 2),
     with one outcome recorded."""
-    path = tmp_path / "decisions.db"
-    shutil.copy(V2_LOG, path)
-    url = f"sqlite:///{path}"
+    url = copied_log(V2_LOG, tmp_path)
     old = make_engine(url)
     assert schema_version(old) == 2
     assert not sa.inspect(old).has_table(shadow_table.name)
@@ -230,9 +225,7 @@ def test_a_log_of_the_previous_release_gets_the_shadow_table(tmp_path: Path) -> 
     settings = make_settings(tmp_path, decision_log_url=url)
     assert shadow_report(settings).pairs == []  # reading alone does not need the upgrade
 
-    log = DecisionLog(url)
-    log.start()
-    log.close()
+    start_and_stop_service_log(url)
     engine = make_engine(url)
     assert schema_version(engine) == SCHEMA_VERSION == 3
     with engine.connect() as connection:

@@ -287,7 +287,7 @@ def test_the_shipped_cache_loads_verified_and_a_tampered_one_is_refused(
     with pytest.raises(ModelNotVerified, match="does not verify"):
         load_shipped(tampered)
     # The command checks what it broadcasts the way an executor does, and stops before scoring.
-    monkeypatch.setattr(spark_batch, "ship_model", lambda folder: tampered)
+    monkeypatch.setattr(spark_batch.job, "ship_model", lambda folder: tampered)
     out = tmp_path / "scored.parquet"
     result = predict(model_dir, DATA, out, "--engine", "spark")
     assert result.exit_code == 2

@@ -444,7 +444,7 @@ def performance_plots(report: PerformanceReport) -> dict[str, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from credit_risk.monitor import _figure_base64
+    from credit_risk.monitor.report import _figure_base64
 
     plots: dict[str, str] = {}
     windows = report.windows

@@ -44,6 +44,20 @@ APPLICANT: dict[str, Any] = {
     "foreign_worker": "A201",
 }
 
+# Approved by the fixture model (also the page's approval in tests/api/test_browser.py).
+APPROVED: dict[str, Any] = {
+    **APPLICANT,
+    "checking_account_status": "A14",
+    "duration_months": 6,
+    "credit_amount": 1200,
+    "credit_history": "A34",
+    "savings_account": "A65",
+    "property": "A121",
+    "housing": "A152",
+    "employment_since": "A75",
+    "installment_rate": 4,
+}
+
 
 def service_settings(model_dir: Path, folder: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,15 @@ def _open(browser: Any, url: str, width: int, height: int) -> Any:
     page.goto(url)
     page.wait_for_selector("body[data-ready='true']")
     return page
+
+
+def _fill_form(page: Any, applicant: Mapping[str, Any]) -> None:
+    """Enter an applicant in the form: codes chosen from their lists, numbers typed."""
+    for name, value in applicant.items():
+        if isinstance(value, str) and value.startswith("A"):
+            page.select_option(f"#f-{name}", value)
+        else:
+            page.fill(f"#f-{name}", str(value))
 
 
 def test_page_scores_an_applicant_and_shows_reasons(
@@ -116,11 +125,7 @@ APPROVED = {
 
 def test_page_shows_no_reasons_for_an_approval(browser: Any, live_server: str) -> None:
     page = _open(browser, live_server, 1280, 860)
-    for name, value in APPROVED.items():
-        if value.startswith("A"):
-            page.select_option(f"#f-{name}", value)
-        else:
-            page.fill(f"#f-{name}", value)
+    _fill_form(page, APPROVED)
     page.click("#submit")
     page.wait_for_selector("#decision[data-decision]")
     assert page.get_attribute("#decision", "data-decision") == "approve"
@@ -140,11 +145,7 @@ def test_page_shows_recourse_for_a_rejection(browser: Any, live_server: str) -> 
         applicant = reversible_rejection(lambda record: client.post("/recourse", json=record))
         expected = client.post("/recourse", json=applicant).json()
     page = _open(browser, live_server, 1280, 860)
-    for name, value in applicant.items():
-        if isinstance(value, str):
-            page.select_option(f"#f-{name}", value)
-        else:
-            page.fill(f"#f-{name}", str(value))
+    _fill_form(page, applicant)
     page.click("#submit")
     page.wait_for_selector("#recourse-block[data-state='done']")
     assert page.get_attribute("#decision", "data-decision") == "reject"
@@ -167,11 +168,7 @@ def test_page_shows_recourse_for_a_rejection(browser: Any, live_server: str) -> 
     assert page.inner_text("#recourse-block h3") == "Qué cambios llevarían a la aprobación"
     assert page.locator("#recourse > li").count() == len(expected["suggestions"])
     page.click("[data-lang='en']")
-    for name, value in APPROVED.items():
-        if value.startswith("A"):
-            page.select_option(f"#f-{name}", value)
-        else:
-            page.fill(f"#f-{name}", value)
+    _fill_form(page, APPROVED)
     page.click("#submit")
     page.wait_for_selector("#decision[data-decision='approve']")
     assert page.locator("#recourse-block").is_hidden()

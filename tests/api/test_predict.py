@@ -13,7 +13,7 @@ from credit_risk.api import create_app
 from credit_risk.config import Language, Settings
 from credit_risk.schema import BY_NAME
 from credit_risk.scoring import Scorer
-from tests.api.conftest import APPLICANT
+from tests.api.conftest import APPLICANT, APPROVED
 
 
 def test_predict_returns_decision_threshold_and_reasons(client: TestClient, scorer: Scorer) -> None:
@@ -53,18 +53,7 @@ def test_predict_risky_applicant_cites_checking_account(client: TestClient) -> N
 
 
 def test_predict_approval_has_no_reasons(client: TestClient) -> None:
-    safe = {
-        **APPLICANT,
-        "checking_account_status": "A14",
-        "duration_months": 6,
-        "credit_amount": 1200,
-        "credit_history": "A34",
-        "savings_account": "A65",
-        "property": "A121",
-        "housing": "A152",
-        "employment_since": "A75",
-    }
-    body = client.post("/predict", json=safe).json()
+    body = client.post("/predict", json=APPROVED).json()
     assert body["decision"] == "approve"
     assert body["reasons"] == []
 
@@ -195,15 +184,16 @@ def test_batch_error_names_the_row(client: TestClient) -> None:
     assert error["value"] == "maybe"
 
 
-def test_api_key_guards_predict_routes_when_set(app_settings: Settings, scorer: Scorer) -> None:
+@pytest.mark.parametrize("route", ["/predict", "/recourse"])
+def test_api_key_guards_predict_routes_when_set(
+    app_settings: Settings, scorer: Scorer, route: str
+) -> None:
     settings = app_settings.model_copy(update={"api_key": "a-long-test-secret-123"})
     with TestClient(create_app(settings, scorer=scorer)) as client:
-        assert client.post("/predict", json=APPLICANT).status_code == 401
-        wrong = client.post("/predict", json=APPLICANT, headers={"X-API-Key": "nope"})
+        assert client.post(route, json=APPLICANT).status_code == 401
+        wrong = client.post(route, json=APPLICANT, headers={"X-API-Key": "nope"})
         assert wrong.status_code == 401
-        right = client.post(
-            "/predict", json=APPLICANT, headers={"X-API-Key": "a-long-test-secret-123"}
-        )
+        right = client.post(route, json=APPLICANT, headers={"X-API-Key": "a-long-test-secret-123"})
         assert right.status_code == 200
         assert client.get("/schema").status_code == 200  # only predict routes are guarded
 

@@ -15,22 +15,8 @@ from credit_risk.data import read_applicants
 from credit_risk.recourse import FIXED, RecourseSearch
 from credit_risk.schema import BY_NAME, PROTECTED
 from credit_risk.scoring import Scorer
-from tests.api.conftest import APPLICANT, service_settings
+from tests.api.conftest import APPLICANT, APPROVED, service_settings
 from tests.conftest import DATA
-
-# Approved by the fixture model (also the page's approval in tests/api/test_browser.py).
-APPROVED: dict[str, Any] = {
-    **APPLICANT,
-    "checking_account_status": "A14",
-    "duration_months": 6,
-    "credit_amount": 1200,
-    "credit_history": "A34",
-    "savings_account": "A65",
-    "property": "A121",
-    "housing": "A152",
-    "employment_since": "A75",
-    "installment_rate": 4,
-}
 
 
 def reversible_rejection(post: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
@@ -150,18 +136,6 @@ def test_recourse_accepts_readable_labels(client: TestClient) -> None:
     by_code = client.post("/recourse", json=APPLICANT).json()
     assert by_label["probability_bad"] == by_code["probability_bad"]
     assert by_label["suggestions"] == by_code["suggestions"]
-
-
-def test_recourse_requires_the_api_key_when_set(app_settings: Settings, scorer: Scorer) -> None:
-    settings = app_settings.model_copy(update={"api_key": "a-long-test-secret-123"})
-    with TestClient(create_app(settings, scorer=scorer)) as client:
-        assert client.post("/recourse", json=APPLICANT).status_code == 401
-        wrong = client.post("/recourse", json=APPLICANT, headers={"X-API-Key": "nope"})
-        assert wrong.status_code == 401
-        right = client.post(
-            "/recourse", json=APPLICANT, headers={"X-API-Key": "a-long-test-secret-123"}
-        )
-        assert right.status_code == 200
 
 
 def test_recourse_body_over_the_limit_is_413(app_settings: Settings, scorer: Scorer) -> None:

@@ -35,6 +35,7 @@ from credit_risk.fastpath import FASTPATH_DIR, META_FILE, PARITY_TOLERANCE
 from credit_risk.localserver import free_port, wait_until_ready
 from tests.api.conftest import APPLICANT
 from tests.conftest import REPO
+from tests.tiny_training import TINY_TRAINING
 
 PODMAN = REPO / "containers" / "podman.sh"
 BUILD = REPO / "containers" / "build.sh"
@@ -43,16 +44,6 @@ FULL = "credit-risk:latest"
 SERVE = "credit-risk-serve:latest"
 SLIM_LIMIT_BYTES = 400 * 10**6
 APP_UID = 10001
-# Training small enough for a test: one trial, few trees, two folds, no bootstrap intervals.
-TINY_TRAINING = {
-    "CREDIT_RISK_TRIALS": "1",
-    "CREDIT_RISK_N_ESTIMATORS": "20",
-    "CREDIT_RISK_SEARCH_N_ESTIMATORS": "10",
-    "CREDIT_RISK_CV_FOLDS": "2",
-    "CREDIT_RISK_CALIBRATION_FOLDS": "2",
-    "CREDIT_RISK_FAIRNESS_BOOTSTRAP_RESAMPLES": "0",
-    "CREDIT_RISK_N_JOBS": "1",
-}
 container = pytest.mark.container
 
 

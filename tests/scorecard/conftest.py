@@ -9,29 +9,22 @@ import pandas as pd
 import pytest
 
 from credit_risk.data import read_applicants
-from credit_risk.reasons import reason_codes_record
 from credit_risk.scorecard.model import PointsScorecard
 from tests.conftest import DATA
+from tests.model_metadata import model_metadata
 
 THRESHOLD = 1 / 6
 
 
 def scorecard_metadata(model: PointsScorecard, threshold: float = THRESHOLD) -> dict[str, Any]:
     """Metadata of a scorecard as ``credit-risk train`` writes it (the parts serving reads)."""
-    return {
-        "model_name": "scorecard-test",
-        "model_version": "1",
-        "run_id": None,
-        "trained_at": None,
-        "objective": "cost",
-        "threshold": threshold,
-        "test_metrics": {},
-        "cv_metrics": {},
-        "family": "scorecard",
-        "scorecard": model.table_,
-        "reason_codes": reason_codes_record(),
-        "reason_reference": None,
-    }
+    return model_metadata(
+        "scorecard-test",
+        threshold,
+        family="scorecard",
+        scorecard=model.table_,
+        reason_reference=None,
+    )
 
 
 @pytest.fixture(scope="session")

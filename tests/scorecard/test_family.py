@@ -26,6 +26,7 @@ from credit_risk.scorecard.model import PointsScorecard
 from credit_risk.scoring import REASON_CODE_COLUMNS, REASON_COLUMNS, REASON_TEXT_COLUMNS, Scorer
 from tests.api.conftest import APPLICANT, service_settings
 from tests.conftest import DATA, make_settings
+from tests.model_metadata import model_metadata
 
 runner = CliRunner()
 
@@ -191,19 +192,7 @@ def test_table_command_writes_the_exported_points(
 
 
 def test_scorecard_commands_refuse_a_forest_folder(tmp_path: Path) -> None:
-    metadata = {
-        "model_name": "german-credit-risk",
-        "model_version": "1",
-        "run_id": None,
-        "trained_at": None,
-        "objective": "cost",
-        "threshold": 0.2,
-        "test_metrics": {},
-        "cv_metrics": {},
-        "family": "forest",
-        "reason_codes": reason_codes_record(),
-        "reason_reference": None,
-    }
+    metadata = model_metadata("german-credit-risk", 0.2, family="forest", reason_reference=None)
     (tmp_path / "metadata.json").write_text(json.dumps(metadata))
     for command in ("sql", "table"):
         result = runner.invoke(app, ["scorecard", command, "--model", str(tmp_path)])

@@ -29,17 +29,19 @@ from credit_risk.api.realised import RealisedPerformanceCollector
 from credit_risk.api.responses import FastJSONResponse
 from credit_risk.api.state import ServiceState
 from credit_risk.outcomes import (
+    ConflictingOutcomes,
+    InvalidOutcomes,
+    OutcomeError,
+    UnknownRequests,
+    parse_outcomes,
+    record_outcomes,
+)
+from credit_risk.outcomes.parse import (
     ALLOWED,
     OUTCOME_FIELDS,
     REQUEST_ID_LENGTH,
     REQUEST_ID_PATTERN,
-    ConflictingOutcomes,
-    InvalidOutcomes,
-    OutcomeError,
     Problem,
-    UnknownRequests,
-    parse_outcomes,
-    record_outcomes,
 )
 
 if TYPE_CHECKING:
