@@ -1,6 +1,7 @@
 """`credit-risk predict` on UCI and CSV files gives the model's probabilities."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,3 +124,19 @@ def test_info_shows_the_family_also_of_folders_exported_before_families(
     result = runner.invoke(app, ["info", "--model", str(older)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output[: result.output.rindex("}") + 1])["family"] == "forest"
+
+
+def test_train_fit_rows_flag_reaches_the_settings(monkeypatch: Any, tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    def fake_train(settings: Any, output: Any = None) -> Any:
+        seen.append(settings)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("credit_risk.train.train", fake_train)
+    result = runner.invoke(app, ["train", "--fit-rows", "split", "--data", str(DATA)])
+    assert result.exit_code == 0, result.output
+    assert seen[0].fit_rows.value == "split"
+    refused = runner.invoke(app, ["train", "--fit-rows", "most"])
+    assert refused.exit_code == 2
+    assert "'all'" in refused.output and "'split'" in refused.output

@@ -17,6 +17,7 @@ from credit_risk.cli.core import (
 )
 from credit_risk.config import (
     Family,
+    FitRows,
     ThresholdRule,
     get_settings,
 )
@@ -42,6 +43,14 @@ def train(
             "scorecard (not tuned; --trials is ignored).",
         ),
     ] = None,
+    fit_rows: Annotated[
+        FitRows | None,
+        typer.Option(
+            "--fit-rows",
+            help="all: export the recipe refitted on every row after its test split is scored "
+            "(default); split: export the model fitted on the training split only.",
+        ),
+    ] = None,
     verbose: VerboseOption = True,
 ) -> None:
     """Tune, train, evaluate, log to MLflow, register, gate and export a model."""
@@ -49,7 +58,7 @@ def train(
     from credit_risk.train import train as run_training
 
     setup_logging(verbose)
-    settings = flags.settings(threshold_rule=threshold_rule, family=family)
+    settings = flags.settings(threshold_rule=threshold_rule, family=family, fit_rows=fit_rows)
     result = run_training(settings, output=output)
     typer.echo(result_summary(result))
     typer.echo(
