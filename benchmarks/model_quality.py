@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=-1, help="outer folds fitted in parallel")
     parser.add_argument("--population-bad-rate", type=float, default=DEFAULT_POPULATION_BAD_RATE)
     parser.add_argument(
+        "--cache", type=Path, default=None, help="keep each outer fold's predictions here"
+    )
+    parser.add_argument(
         "--save", type=Path, default=None, help="also write the rows (per-fold metrics) as JSON"
     )
     parser.add_argument(
@@ -58,6 +61,7 @@ def main() -> None:
         args.trials,
         n_jobs=args.jobs,
         population_bad_rate=args.population_bad_rate,
+        cache=args.cache,
     )
     print(format_table(rows, args.repeats, args.folds))
     if args.save is not None:
