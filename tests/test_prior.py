@@ -1,5 +1,7 @@
 """Prior shift to the population's bad rate (credit_risk.evaluate.prior)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from credit_risk.evaluate.prior import (
     sample_threshold,
 )
 from credit_risk.evaluate.threshold import choose_threshold, fixed_threshold
+from tests.conftest import FAST_PARAMS, make_settings
 
 COSTS = CostMatrix(bad_accepted=5, good_rejected=1)
 
@@ -100,3 +103,20 @@ def test_weighted_cost_optimal_threshold_minimises_the_population_cost() -> None
 def test_rates_outside_zero_one_are_refused_by_name(rate: float) -> None:
     with pytest.raises(ValueError, match="population_bad_rate"):
         Prior(rate, 0.3)
+
+
+def test_training_run_stores_the_sample_scale_threshold_of_the_population_rate(
+    tmp_path: Path,
+) -> None:
+    from credit_risk.train import fit_evaluate, model_metadata, split_training_data
+
+    settings = make_settings(tmp_path, population_bad_rate=0.1, calibration_folds=2)
+    split = split_training_data(settings)
+    evaluation = fit_evaluate(settings, {**FAST_PARAMS, "n_estimators": 20}, split)
+    sample_rate = float(split.y_train.mean())
+    expected = Prior(0.1, sample_rate).to_sample(bayes_threshold(COSTS))
+    assert evaluation.threshold == pytest.approx(float(expected))
+    metadata = model_metadata(settings, "run", "1", evaluation)
+    assert metadata["population_bad_rate"] == 0.1
+    assert metadata["sample_bad_rate"] == pytest.approx(sample_rate)
+    assert metadata["threshold"] == pytest.approx(float(expected))

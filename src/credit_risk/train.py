@@ -139,6 +139,8 @@ class Evaluation:
     # model cannot give reasons (then it fails the promotion gate and is never served).
     reason_reference: ReasonReference | None
     reasons_unavailable: str | None = None
+    # Bad rate of the rows the threshold was chosen on (the prior shift's sample rate).
+    sample_bad_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,7 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
         ),
         reason_reference=reference,
         reasons_unavailable=unavailable,
+        sample_bad_rate=float(split.y_train.mean()),
     )
 
 
@@ -455,6 +458,9 @@ def model_metadata(
         "objective": settings.objective.value,
         "threshold": evaluation.threshold,
         "threshold_rule": threshold_basis(settings, evaluation.params),
+        # The threshold is Bayes on this population rate (None: the sample's), see evaluate.prior.
+        "population_bad_rate": settings.population_bad_rate,
+        "sample_bad_rate": evaluation.sample_bad_rate,
         "cost_matrix": {"bad_accepted": costs.bad_accepted, "good_rejected": costs.good_rejected},
         "protected_policy": settings.protected_policy.value,
         "params": evaluation.params,
