@@ -181,8 +181,10 @@ def fit_recipe_thresholds(
                 settings.seed, drop, settings.calibration, settings.calibration_folds
             )
 
-        thresholds = _thresholds(make_gbm, settings.calibration, x, y_array, settings, rates)
-        return make_gbm().fit(x, y_array), thresholds
+        # One OpenMP thread: on a busy machine one per core spins, 20x slower on 800 rows.
+        with threadpool_limits(limits=1, user_api="openmp"):
+            thresholds = _thresholds(make_gbm, settings.calibration, x, y_array, settings, rates)
+            return make_gbm().fit(x, y_array), thresholds
     if recipe in ("defaults", "tuned"):
         inner = settings.model_copy(
             update={
@@ -254,8 +256,7 @@ def _outer_fold(
     test_index: np.ndarray,
     rates: Sequence[float | None],
 ) -> tuple[np.ndarray, list[float]]:
-    # One OpenMP thread (the gradient boosting's): on a busy machine its default of one thread
-    # per core spins, 20x slower on 800 rows; the folds run in parallel instead.
+    # One OpenMP thread (the gradient boosting's predictions too); the folds run in parallel.
     with threadpool_limits(limits=1, user_api="openmp"):
         model, thresholds = fit_recipe_thresholds(
             recipe,
