@@ -88,3 +88,15 @@ def test_bayes_threshold_minimises_cost_when_probabilities_are_calibrated() -> N
 def test_bayes_threshold_needs_a_positive_cost() -> None:
     with pytest.raises(ValueError, match="positive"):
         bayes_threshold(CostMatrix(bad_accepted=0, good_rejected=0))
+
+
+def test_resampled_interval_uses_the_hold_out_ratio() -> None:
+    from credit_risk.evaluate.intervals import corrected_interval, resampled_interval
+
+    scores = np.array([0.50, 0.55, 0.48, 0.60, 0.52, 0.57, 0.49, 0.51, 0.58, 0.53])
+    # 20% held out: ratio 0.25, the same correction as 5-fold CV.
+    assert resampled_interval(scores, 0.25) == corrected_interval(scores, 5)
+    wider = resampled_interval(scores, 0.5)
+    assert wider.std_error == pytest.approx(np.sqrt((0.1 + 0.5) * scores.var(ddof=1)))
+    with pytest.raises(ValueError, match="test_train_ratio"):
+        resampled_interval(scores, 0.0)

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     # Cost matrix from german.doc: a bad applicant accepted costs 5, a good one rejected 1.
     cost_bad_accepted: float = Field(5.0, ge=0)
     cost_good_rejected: float = Field(1.0, ge=0)
+    # The population's bad rate. The Statlog sample over-represents bad credits (30 %); with a
+    # rate here the Bayes threshold applies to probabilities shifted to it (prior shift,
+    # credit_risk.evaluate.prior) and the stored threshold is its sample-scale equivalent.
+    # None: the population is taken to be like the training rows (nothing changes).
+    population_bad_rate: float | None = Field(None, gt=0, lt=1)
 
     # The model family `credit-risk train` fits (the forest is tuned; the scorecard is not).
     family: Family = Family.FOREST

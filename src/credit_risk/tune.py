@@ -32,6 +32,7 @@ from credit_risk.evaluate import (
     fixed_threshold,
     threshold_rule,
 )
+from credit_risk.evaluate.prior import prior_of
 from credit_risk.model import CALIBRATION_KEY, DEFAULT_TRIAL, build_model, suggest_params
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,8 @@ def cross_validate(
             if trial.should_prune():
                 raise optuna.TrialPruned()
     rule = threshold_rule(settings, params)
-    threshold = choose_threshold(settings.objective, y_array, probability, costs, rule)
+    prior = prior_of(settings.population_bad_rate, y_array)
+    threshold = choose_threshold(settings.objective, y_array, probability, costs, rule, prior)
     per_fold = [
         classification_metrics(y_array[test_index], probability[test_index], threshold, costs)
         for _, test_index in fold_indices
@@ -135,10 +137,11 @@ def run_threshold(
 
     The rule's fixed value when it needs no predictions (the seed's 0.5, the Bayes rule on a
     calibrated model); otherwise the one :func:`cross_validate` chooses on out-of-fold
-    predictions.
+    predictions. Either way shifted to ``settings.population_bad_rate`` when it is set.
     """
     rule = threshold_rule(settings, params)
-    fixed = fixed_threshold(settings.objective, rule, costs_of(settings))
+    prior = prior_of(settings.population_bad_rate, y.to_numpy())
+    fixed = fixed_threshold(settings.objective, rule, costs_of(settings), prior)
     return fixed if fixed is not None else cross_validate(params, x, y, settings).threshold
 
 

@@ -57,15 +57,31 @@ def corrected_interval(
     Raises:
         ValueError: fewer than two scores, or fewer than two folds.
     """
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    return resampled_interval(scores, 1.0 / (folds - 1), confidence)
+
+
+def resampled_interval(
+    scores: Sequence[float] | np.ndarray, test_train_ratio: float, confidence: float = 0.95
+) -> Interval:
+    """Nadeau-Bengio corrected resampled t interval, for any ratio of test to training rows.
+
+    For ``J`` random train/test splits (repeated hold-out) with ``n_test / n_train`` equal to
+    ``test_train_ratio``; :func:`corrected_interval` is the k-fold case, ratio ``1/(k-1)``.
+
+    Raises:
+        ValueError: fewer than two scores, or a ratio that is not positive.
+    """
     values = np.asarray(scores, dtype=float)
     if values.size < 2:
         raise ValueError(f"an interval needs at least 2 fold scores, got {values.size}")
-    if folds < 2:
-        raise ValueError(f"folds must be at least 2, got {folds}")
+    if test_train_ratio <= 0:
+        raise ValueError(f"test_train_ratio must be positive, got {test_train_ratio}")
     count = values.size
     mean = float(values.mean())
     variance = float(values.var(ddof=1))
-    std_error = math.sqrt((1.0 / count + 1.0 / (folds - 1)) * variance)
+    std_error = math.sqrt((1.0 / count + test_train_ratio) * variance)
     half = float(stats.t.ppf(0.5 + confidence / 2.0, count - 1)) * std_error
     return Interval(mean, std_error, mean - half, mean + half, confidence, count)
 

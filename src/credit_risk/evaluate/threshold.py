@@ -3,6 +3,10 @@
 The recall objective keeps the seed's 0.5. Otherwise the Bayes rule sets it from the cost
 matrix alone (calibrated probabilities only), or it is the cost-optimal threshold of
 out-of-fold predictions. An applicant is rejected when ``probability >= threshold``.
+
+With a population bad rate (``Settings.population_bad_rate``, :mod:`.prior`) the Bayes rule
+applies on the population scale and the returned threshold is its sample-scale equivalent; the
+cost-optimal threshold minimises the cost of the out-of-fold rows reweighted to the population.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 
 from credit_risk.config import Objective, Settings, ThresholdRule
 from credit_risk.evaluate.metrics import CostMatrix
+from credit_risk.evaluate.prior import Prior, sample_threshold
 from credit_risk.model import CALIBRATION_KEY, DEFAULT_CALIBRATION
 
 # Threshold used by the seed's recall objective, and how runs record it.
@@ -36,32 +41,36 @@ def bayes_threshold(costs: CostMatrix) -> float:
 
 
 def cost_optimal_threshold(
-    y: np.ndarray, probability: np.ndarray, costs: CostMatrix
+    y: np.ndarray, probability: np.ndarray, costs: CostMatrix, prior: Prior | None = None
 ) -> tuple[float, float]:
     """Threshold that minimises the expected cost on these predictions.
 
     Candidates are the midpoints between consecutive distinct probabilities, plus "reject
     everyone" (0.0) and "accept everyone" (just above the largest probability, capped at 1).
-    Ties go to the lowest threshold (the cautious choice).
+    Ties go to the lowest threshold (the cautious choice). With a ``prior`` the rows are
+    reweighted by class to stand for the population (:meth:`Prior.class_weights`).
 
     Returns:
         ``(threshold, cost at that threshold)``.
     """
     y = np.asarray(y).astype(bool)
     probability = np.asarray(probability, dtype="float64")
+    weights = np.ones(len(y)) if prior is None else prior.class_weights(y)
     order = np.argsort(probability, kind="stable")
     sorted_p = probability[order]
     sorted_y = y[order]
+    sorted_w = weights[order]
     distinct = np.unique(sorted_p)
     top = float(np.nextafter(distinct[-1], np.inf)) if distinct[-1] < 1.0 else 1.0 + 1e-12
     candidates = np.concatenate([[0.0], (distinct[:-1] + distinct[1:]) / 2.0, [top]])
     # Vectorised: number rejected at candidate t = count of p >= t.
     first_rejected = np.searchsorted(sorted_p, candidates, side="left")
-    bad_cum = np.concatenate([[0], np.cumsum(sorted_y)])  # bads among the lowest k
-    good_cum = np.concatenate([[0], np.cumsum(~sorted_y)])
+    bad_cum = np.concatenate([[0.0], np.cumsum(sorted_y * sorted_w)])  # bads among the lowest k
+    good_cum = np.concatenate([[0.0], np.cumsum(~sorted_y * sorted_w)])
     bad_accepted = bad_cum[first_rejected]
     good_rejected = good_cum[-1] - good_cum[first_rejected]
-    cost = (costs.bad_accepted * bad_accepted + costs.good_rejected * good_rejected) / len(y)
+    total = float(weights.sum())
+    cost = (costs.bad_accepted * bad_accepted + costs.good_rejected * good_rejected) / total
     best = int(np.argmin(cost))
     return float(min(candidates[best], 1.0)), float(cost[best])
 
@@ -87,8 +96,13 @@ def threshold_basis(settings: Settings, params: dict[str, Any]) -> str:
     return threshold_rule(settings, params).value
 
 
-def fixed_threshold(objective: Objective, rule: ThresholdRule, costs: CostMatrix) -> float | None:
+def fixed_threshold(
+    objective: Objective, rule: ThresholdRule, costs: CostMatrix, prior: Prior | None = None
+) -> float | None:
     """The threshold when it needs no predictions (recall: the seed's 0.5; the Bayes rule).
+
+    Under the Bayes rule with a ``prior``: the sample-scale threshold equivalent to the Bayes
+    threshold on the population scale (the seed's 0.5 ignores the prior).
 
     Returns:
         The threshold, or None when it must be chosen on out-of-fold predictions.
@@ -96,7 +110,7 @@ def fixed_threshold(objective: Objective, rule: ThresholdRule, costs: CostMatrix
     if objective is Objective.RECALL:
         return SEED_THRESHOLD
     if rule is ThresholdRule.BAYES:
-        return bayes_threshold(costs)
+        return sample_threshold(bayes_threshold(costs), prior)
     return None
 
 
@@ -106,6 +120,7 @@ def choose_threshold(
     probability: np.ndarray,
     costs: CostMatrix,
     rule: ThresholdRule = ThresholdRule.CROSS_VALIDATED,
+    prior: Prior | None = None,
 ) -> float:
     """The recall objective keeps the seed's 0.5; the others follow ``rule``.
 
@@ -114,6 +129,9 @@ def choose_threshold(
         y, probability: out-of-fold labels (1 = bad) and probabilities of bad.
         costs: the cost matrix.
         rule: Bayes (calibrated probabilities only) or the cost-optimal threshold on ``y``.
+        prior: shift to the population's bad rate (None: the population is like the sample).
     """
-    fixed = fixed_threshold(objective, rule, costs)
-    return fixed if fixed is not None else cost_optimal_threshold(y, probability, costs)[0]
+    fixed = fixed_threshold(objective, rule, costs, prior)
+    if fixed is not None:
+        return fixed
+    return cost_optimal_threshold(y, probability, costs, prior)[0]

@@ -81,6 +81,8 @@ class Evaluation:
     matrix: dict[str, Any]
     # Fairness audit, calibration and explanations (credit_risk.card.assess_run).
     responsible: Assessment
+    # Bad rate of the rows the threshold was chosen on (the prior shift's sample rate).
+    sample_bad_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,7 @@ def fit_evaluate(settings: Settings, params: dict[str, Any], split: Split) -> Ev
             probability,
             cv.threshold,
         ),
+        sample_bad_rate=float(split.y_train.mean()),
     )
 
 

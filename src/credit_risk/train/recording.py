@@ -231,6 +231,9 @@ def model_metadata(
         "objective": settings.objective.value,
         "threshold": evaluation.threshold,
         "threshold_rule": threshold_basis(settings, evaluation.params),
+        # The threshold is Bayes on this population rate (None: the sample's), see evaluate.prior.
+        "population_bad_rate": settings.population_bad_rate,
+        "sample_bad_rate": evaluation.sample_bad_rate,
         "cost_matrix": {"bad_accepted": costs.bad_accepted, "good_rejected": costs.good_rejected},
         "protected_policy": settings.protected_policy.value,
         "params": evaluation.params,
