@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from credit_risk.config import FitRows, Settings, get_settings
+from credit_risk.config import Family, FitRows, Settings, get_settings
 from credit_risk.data import load_training_data, split_dataset
 from credit_risk.monitor import (
     PSI_ACT,
@@ -266,6 +266,7 @@ def trained_model(folder: Path, seed: int) -> tuple[Settings, Path]:
     from credit_risk.train import train
 
     settings = get_settings(
+        family=Family.FOREST,  # measured on the forest (the default family is the scorecard)
         seed=seed,
         tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
         artifact_location=str(folder / "mlruns"),

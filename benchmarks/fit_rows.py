@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from credit_risk.config import FitRows, get_settings
+from credit_risk.config import Family, FitRows, get_settings
 from credit_risk.data import load_training_data
 from credit_risk.evaluate import classification_metrics, costs_of
 from credit_risk.evaluate.intervals import Interval, corrected_interval
@@ -76,7 +76,7 @@ def one_fold(
         overrides["trials"] = trials
     if trees is not None:
         overrides["n_estimators"] = trees
-    settings = get_settings(**overrides)
+    settings = get_settings(family=Family.FOREST, **overrides)  # the forest is what is measured
     data = run_data(settings)
     split = Split(*data.split())
     if trials is None:

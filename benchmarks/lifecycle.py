@@ -182,7 +182,7 @@ def run_lifecycle(
     **overrides: Any,
 ) -> list[MonthReport]:
     """Run the loop; ``overrides`` are Settings fields (trees, trials, gate settings...)."""
-    from credit_risk.config import get_settings
+    from credit_risk.config import Family, get_settings
     from credit_risk.flows import monitor_flow
     from credit_risk.registry import read_metadata
     from credit_risk.train import train
@@ -190,6 +190,7 @@ def run_lifecycle(
     workdir.mkdir(parents=True, exist_ok=True)
     base, pool = split_population(base_rows, seed)
     settings = get_settings(
+        family=Family.FOREST,  # measured on the forest (the default family is the scorecard)
         data_path=write_uci_csv(base, workdir / "base.csv"),
         tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
         artifact_location=str(workdir / "mlruns"),

@@ -126,9 +126,10 @@ def server_cpu_seconds(pid: int) -> float:
 def prepare_store(store: Path) -> Path:
     """Train the benchmark forest into ``store`` unless a champion is already exported there."""
     sys.path.insert(0, str(REPO))
-    from credit_risk.config import get_settings
+    from credit_risk.config import Family, get_settings
 
     settings = get_settings(
+        family=Family.FOREST,  # measured on the forest (the default family is the scorecard)
         tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
         artifact_location=str(store / "mlruns"),
         model_dir=store / "models" / "champion",
@@ -145,9 +146,10 @@ def prepare_store(store: Path) -> Path:
 def prepare_challenger(store: Path) -> Path:
     """Train the challenger into ``store`` (the champion's recipe again: the gate keeps the
     champion and exports the new version beside it) unless it is already there."""
-    from credit_risk.config import challenger_folder, get_settings
+    from credit_risk.config import Family, challenger_folder, get_settings
 
     settings = get_settings(
+        family=Family.FOREST,
         tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
         artifact_location=str(store / "mlruns"),
         model_dir=store / "models" / "champion",

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from credit_risk.config import Settings, get_settings
+from credit_risk.config import Family, Settings, get_settings
 from credit_risk.data import read_applicants
 from credit_risk.scoring import Scorer
 
@@ -34,6 +34,8 @@ def make_settings(folder: Path, **overrides: Any) -> Settings:
         # The gate reads the decision log for out-of-time rows: never the working folder's.
         "decision_log_url": f"sqlite:///{folder / 'decisions.db'}",
         "trials": 3,
+        # The shared fixtures are forests (FAST_PARAMS); scorecard tests ask for their family.
+        "family": Family.FOREST,
     }
     values.update(overrides)
     return get_settings(**values)

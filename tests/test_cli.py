@@ -140,3 +140,13 @@ def test_train_fit_rows_flag_reaches_the_settings(monkeypatch: Any, tmp_path: Pa
     refused = runner.invoke(app, ["train", "--fit-rows", "most"])
     assert refused.exit_code == 2
     assert "'all'" in refused.output and "'split'" in refused.output
+
+
+def test_evaluate_defaults_to_the_report_families() -> None:
+    # The CLI keeps the literal (importing the report at start-up would load Optuna).
+    import inspect
+
+    from credit_risk.cli.training import evaluate
+    from credit_risk.evaluate.report import DEFAULT_RECIPES
+
+    assert inspect.signature(evaluate).parameters["recipes"].default == DEFAULT_RECIPES

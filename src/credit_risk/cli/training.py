@@ -39,8 +39,8 @@ def train(
         Family | None,
         typer.Option(
             "--family",
-            help="forest: the tuned balanced random forest (default); scorecard: a points "
-            "scorecard (not tuned; --trials is ignored).",
+            help="scorecard: a points scorecard (default; not tuned, --trials is ignored); "
+            "forest: the tuned balanced random forest.",
         ),
     ] = None,
     fit_rows: Annotated[
@@ -73,11 +73,15 @@ def evaluate(
     folds: Annotated[int, typer.Option("--folds", min=2)] = 5,
     trials: Annotated[int, typer.Option("--trials", help="Inner Optuna trials per fold.")] = 15,
     seed: SeedOption = None,
-    recipes: Annotated[str, typer.Option(help="Comma-separated: seed,logistic,defaults,tuned.")] = (
-        "seed,logistic,defaults,tuned"
-    ),
+    recipes: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated recipes (also seed, logistic, defaults; name@include or "
+            "name@exclude for a protected-attribute policy).",
+        ),
+    ] = "seed,scorecard,tuned,gbm,blend,tuned@include",  # = evaluate.report.DEFAULT_RECIPES
 ) -> None:
-    """Repeated stratified CV report of the model recipes (tuning nested in each fold)."""
+    """Nested repeated stratified CV of the families, corrected intervals, the default rule."""
     from credit_risk.evaluate.report import format_table, repeated_cv_report
 
     settings = get_settings(data_path=data, seed=seed)
