@@ -198,3 +198,18 @@ def test_scorecard_commands_refuse_a_forest_folder(tmp_path: Path) -> None:
         result = runner.invoke(app, ["scorecard", command, "--model", str(tmp_path)])
         assert result.exit_code == 2
         assert "holds a forest model, not a scorecard" in result.output
+
+
+def test_the_default_family_is_the_scorecard_and_scores_no_protected_attribute(
+    scorecard_run: tuple[Settings, Path, str],
+) -> None:
+    from credit_risk.config import Family, ProtectedPolicy
+
+    defaults = Settings()
+    assert defaults.family is Family.SCORECARD
+    assert defaults.protected_policy is ProtectedPolicy.EXCLUDE
+    _, output, _ = scorecard_run
+    pipeline, metadata = load_exported(output)
+    assert metadata["protected_policy"] == "exclude"
+    scored = {row.attribute for row in pipeline.points_table.attributes if row.selected}
+    assert scored and not scored & set(PROTECTED)
