@@ -108,15 +108,24 @@ def test_rates_outside_zero_one_are_refused_by_name(rate: float) -> None:
 def test_training_run_stores_the_sample_scale_threshold_of_the_population_rate(
     tmp_path: Path,
 ) -> None:
-    from credit_risk.train import fit_evaluate, model_metadata, split_training_data
+    from credit_risk.train import (
+        fit_evaluate,
+        fit_exported,
+        model_metadata,
+        run_data,
+        split_training_data,
+    )
 
-    settings = make_settings(tmp_path, population_bad_rate=0.1, calibration_folds=2)
+    settings = make_settings(
+        tmp_path, population_bad_rate=0.1, calibration_folds=2, fit_rows="split"
+    )
     split = split_training_data(settings)
     evaluation = fit_evaluate(settings, {**FAST_PARAMS, "n_estimators": 20}, split)
     sample_rate = float(split.y_train.mean())
     expected = Prior(0.1, sample_rate).to_sample(bayes_threshold(COSTS))
     assert evaluation.threshold == pytest.approx(float(expected))
-    metadata = model_metadata(settings, "run", "1", evaluation)
+    exported = fit_exported(settings, evaluation.params, run_data(settings), evaluation.pipeline)
+    metadata = model_metadata(settings, "run", "1", evaluation, exported)
     assert metadata["population_bad_rate"] == 0.1
     assert metadata["sample_bad_rate"] == pytest.approx(sample_rate)
     assert metadata["threshold"] == pytest.approx(float(expected))

@@ -1,5 +1,6 @@
-"""Training small enough for a test, as environment variables: one trial, few trees, two
-folds, no bootstrap intervals (for a ``credit-risk train`` run in a subprocess or container)."""
+"""Training small enough for a test, as environment variables: the forest, one trial, few
+trees, two folds, no bootstrap intervals (for a ``credit-risk train`` run in a subprocess or
+container)."""
 
 from __future__ import annotations
 
@@ -11,4 +12,6 @@ TINY_TRAINING = {
     "CREDIT_RISK_CALIBRATION_FOLDS": "2",
     "CREDIT_RISK_FAIRNESS_BOOTSTRAP_RESAMPLES": "0",
     "CREDIT_RISK_N_JOBS": "1",
+    # Trials and trees are the forest's (the default family, the scorecard, has neither).
+    "CREDIT_RISK_FAMILY": "forest",
 }

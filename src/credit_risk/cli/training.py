@@ -105,7 +105,8 @@ def tune(
     ] = None,
     verbose: VerboseOption = True,
 ) -> None:
-    """Run one tuning worker: start it N times with the same --storage and --study-name."""
+    """Run one tuning worker of the forest's search: start it N times with the same --storage
+    and --study-name (the scorecard, the default family, has nothing to tune)."""
     import os
 
     from credit_risk.train import split_training_data
@@ -113,7 +114,7 @@ def tune(
     from credit_risk.tune import tune as run_tuning
 
     setup_logging(verbose)
-    settings = flags.settings(n_jobs=n_jobs)
+    settings = flags.settings(n_jobs=n_jobs, family=Family.FOREST)
     if settings.storage and sampler_seed is None:
         # Workers sharing a study must not draw the same random start-up points.
         sampler_seed = settings.seed * 100_003 + os.getpid()
