@@ -16,8 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serving import REPO, prepare_store
-
-
-def median_microseconds(call: Callable[[], object], calls: int) -> float:
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return 1e6 * float(np.median(times))
+from timing import median_microseconds
 
 
 def main() -> None:

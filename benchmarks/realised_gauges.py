@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import gc
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -27,6 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import call_seconds
 
 from credit_risk.api.metrics import ServiceMetrics
 from credit_risk.api.realised import RealisedPerformanceCollector
@@ -83,15 +88,6 @@ def build_log(url: str, n: int, now: datetime, seed: int = 0) -> None:
         connection.execute(sa.insert(decisions_table), rows)
         connection.execute(sa.insert(outcomes_table), labelled)
     engine.dispose()
-
-
-def exposition_seconds(metrics: ServiceMetrics, calls: int) -> list[float]:
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        metrics.exposition()
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def loop_lateness(busy: threading.Thread | None, seconds: float) -> list[float]:
@@ -168,8 +164,8 @@ def main() -> None:
         )
         with_gauges.add_collector(collector)
         collector.refresh()
-        without = exposition_seconds(plain, args.scrapes)
-        cached = exposition_seconds(with_gauges, args.scrapes)
+        without = call_seconds(plain.exposition, args.scrapes)
+        cached = call_seconds(with_gauges.exposition, args.scrapes)
         # The service freezes its heap once the model is loaded (credit_risk.api.app): full
         # collections then skip the long-lived objects. Likewise here, before timing.
         gc.collect()

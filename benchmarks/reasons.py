@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fitted import fit_scorer
+from timing import median_microseconds
 
 from credit_risk.config import ProtectedPolicy, get_settings
 from credit_risk.data import read_applicants
@@ -39,15 +40,6 @@ from credit_risk.scoring import top_reasons
 
 PARAMS = {"n_estimators": 200, "max_depth": 10, "min_samples_leaf": 3, "max_features": 0.4}
 PROTECTED = [k for k, a in enumerate(ATTRIBUTES) if a.protected]
-
-
-def _median_us(call: Any, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return 1e6 * float(np.median(times))
 
 
 def measure(policy: ProtectedPolicy, trees: int, repeats: int) -> dict[str, Any]:
@@ -100,8 +92,8 @@ def measure(policy: ProtectedPolicy, trees: int, repeats: int) -> dict[str, Any]
         "old_approvals_with_reasons": int(((old[:, 0] >= 0) & ~rejected).sum()),
         "old_rejections_citing_protected": int((old_protected & rejected).sum()),
         "old_rejections_below_root": int(((raw < fast.bias) & rejected).sum()),
-        "request_us": _median_us(lambda: scorer.score_records([rejected_record]), repeats),
-        "model_us": _median_us(lambda: scorer.explain_records([rejected_record]), repeats),
+        "request_us": median_microseconds(lambda: scorer.score_records([rejected_record]), repeats),
+        "model_us": median_microseconds(lambda: scorer.explain_records([rejected_record]), repeats),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -76,6 +77,14 @@ def scorer(model_dir: Path) -> Scorer:
 def applicants() -> pd.DataFrame:
     """The 1000 shipped applicants (a fresh frame per module: tests may not share edits)."""
     return read_applicants(DATA).features
+
+
+@pytest.fixture(scope="session")
+def shipped() -> tuple[pd.DataFrame, np.ndarray]:
+    """The 1000 shipped applicants and their labels (1 = bad), shared: copy before editing."""
+    dataset = read_applicants(DATA)
+    assert dataset.target is not None
+    return dataset.features, dataset.target.to_numpy()
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,20 @@ def log_labelled(
     return ids
 
 
+def log_shipped(folder: Path, rows: slice, start: datetime) -> str:
+    """Log german.data's ``rows`` with their outcomes in ``folder``'s decision log (where
+    :func:`tests.conftest.make_settings` puts it), as :func:`log_labelled` does.
+
+    Returns:
+        The log's URL.
+    """
+    dataset = read_applicants(DATA)
+    assert dataset.target is not None
+    url = f"sqlite:///{folder / 'decisions.db'}"
+    log_labelled(url, dataset.features.iloc[rows], dataset.target.iloc[rows], start)
+    return url
+
+
 def write_base_file(path: Path, rows: slice) -> Path:
     """Some rows of german.data as a CSV with the schema's column names and the class 1/2."""
     dataset = read_applicants(DATA)

@@ -13,7 +13,6 @@ from mlflow.tracking import MlflowClient
 
 from credit_risk.card import card_markdown
 from credit_risk.config import FitRows, Settings
-from credit_risk.data import read_applicants
 from credit_risk.fingerprint import load_fingerprint, row_hashes, rows_sha256
 from credit_risk.model import build_model
 from credit_risk.registry import load_exported, read_metadata
@@ -27,8 +26,8 @@ from credit_risk.train import (
     train,
 )
 from credit_risk.training_data import load_run_data, pin_outcomes
-from tests.conftest import DATA, FAST_PARAMS, make_settings
-from tests.labelled_log import log_labelled, write_base_file
+from tests.conftest import FAST_PARAMS, make_settings
+from tests.labelled_log import log_shipped, write_base_file
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -81,11 +80,8 @@ def test_all_refits_the_recipe_on_every_row_and_split_exports_the_split_model(
 
 
 def test_all_keeps_the_out_of_time_decisions_out_for_the_gate(tmp_path: Path) -> None:
-    german = read_applicants(DATA)
-    assert german.target is not None
     base = write_base_file(tmp_path / "base.csv", slice(0, 600))
-    url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    log_labelled(url, german.features.iloc[600:800], german.target.iloc[600:800], START)
+    url = log_shipped(tmp_path, slice(600, 800), START)
     settings = make_settings(
         tmp_path, data_path=base, decision_log_url=url, train_with_outcomes=True
     )

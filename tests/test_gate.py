@@ -12,7 +12,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from credit_risk.config import ProtectedPolicy, Settings
-from credit_risk.data import read_applicants
 from credit_risk.evaluate import CostMatrix
 from credit_risk.gate import (
     Contender,
@@ -28,19 +27,12 @@ from credit_risk.gate import protocols as gate_protocols
 from credit_risk.registry import read_metadata
 from credit_risk.train import result_summary, train
 from credit_risk.training_data import RunData, check_new_data, load_run_data
-from tests.conftest import DATA, FAST_PARAMS, make_settings
-from tests.labelled_log import log_labelled, write_base_file
+from tests.conftest import FAST_PARAMS, make_settings
+from tests.labelled_log import log_labelled, log_shipped, write_base_file
 
 OTHER_PARAMS = {**FAST_PARAMS, "max_depth": 6}
 # Decisions an hour apart from here; outcomes observed 30 days after each.
 START = datetime.now(UTC) - timedelta(days=400)
-
-
-@pytest.fixture(scope="module")
-def german() -> tuple[pd.DataFrame, np.ndarray]:
-    data = read_applicants(DATA)
-    assert data.target is not None
-    return data.features, data.target.to_numpy()
 
 
 def test_identical_predictions_tie_exactly(settings: Settings) -> None:
@@ -66,12 +58,10 @@ def test_paired_bootstrap_interval_has_its_stated_width() -> None:
 
 
 def test_cv_folds_keep_identical_rows_together_and_never_score_a_trained_row(
-    tmp_path: Path, german: tuple[pd.DataFrame, np.ndarray]
+    tmp_path: Path,
 ) -> None:
-    features, is_bad = german
     # 50 rows of the base file arrive again as labelled decisions: identical rows.
-    url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    log_labelled(url, features.iloc[:50], is_bad[:50], START)
+    url = log_shipped(tmp_path, slice(0, 50), START)
     settings = make_settings(tmp_path, decision_log_url=url, train_with_outcomes=True)
     data = load_run_data(settings)
     folds = gate_folds(data, settings)
@@ -102,14 +92,10 @@ def test_gate_refuses_folds_that_score_a_row_their_refit_trained_on(
         )
 
 
-def test_gate_refuses_labelled_decisions_a_model_trained_on(
-    tmp_path: Path, german: tuple[pd.DataFrame, np.ndarray]
-) -> None:
-    features, is_bad = german
+def test_gate_refuses_labelled_decisions_a_model_trained_on(tmp_path: Path) -> None:
     # german.data's first 300 applicants replayed through the service, their outcomes imported:
     # the champion trained on most of them, so they are not out of sample.
-    url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    log_labelled(url, features.iloc[:300], is_bad[:300], START)
+    url = log_shipped(tmp_path, slice(0, 300), START)
     settings = make_settings(tmp_path, decision_log_url=url, n_jobs=1)
     first = train(settings, params=FAST_PARAMS)
     second = train(settings, params=OTHER_PARAMS)
@@ -126,12 +112,11 @@ def test_gate_refuses_labelled_decisions_a_model_trained_on(
 
 @pytest.mark.slow
 def test_out_of_time_decisions_decide_and_the_evidence_is_recorded(
-    tmp_path: Path, german: tuple[pd.DataFrame, np.ndarray]
+    tmp_path: Path, shipped: tuple[pd.DataFrame, np.ndarray]
 ) -> None:
-    features, is_bad = german
+    features, is_bad = shipped
     base = write_base_file(tmp_path / "base.csv", slice(0, 550))
-    url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    log_labelled(url, features.iloc[550:950], is_bad[550:950], START)
+    url = log_shipped(tmp_path, slice(550, 950), START)
     settings = make_settings(tmp_path, data_path=base, decision_log_url=url, n_jobs=1)
     grown = settings.model_copy(update={"train_with_outcomes": True})
     first = train(settings, params=FAST_PARAMS)

@@ -13,16 +13,9 @@ from credit_risk.data import DataValidationError, read_applicants, split_dataset
 from credit_risk.fingerprint import row_hashes
 from credit_risk.training_data import load_run_data, out_of_time_split, pin_outcomes
 from tests.conftest import DATA, make_settings
-from tests.labelled_log import log_labelled, write_base_file
+from tests.labelled_log import log_labelled, log_shipped, write_base_file
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def german() -> tuple[pd.DataFrame, np.ndarray]:
-    data = read_applicants(DATA)
-    assert data.target is not None
-    return data.features, data.target.to_numpy()
 
 
 def test_base_file_alone_splits_as_before(tmp_path: Path) -> None:
@@ -39,9 +32,9 @@ def test_base_file_alone_splits_as_before(tmp_path: Path) -> None:
 
 
 def test_labelled_decisions_grow_the_data_newest_held_out(
-    tmp_path: Path, german: tuple[pd.DataFrame, np.ndarray]
+    tmp_path: Path, shipped: tuple[pd.DataFrame, np.ndarray]
 ) -> None:
-    features, is_bad = german
+    features, is_bad = shipped
     base = write_base_file(tmp_path / "base.csv", slice(0, 600))
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
     ids = log_labelled(url, features.iloc[600:800], is_bad[600:800], START)
@@ -64,13 +57,9 @@ def test_labelled_decisions_grow_the_data_newest_held_out(
     assert len(ids) == 200
 
 
-def test_outcomes_observed_after_the_pinned_time_are_not_read(
-    tmp_path: Path, german: tuple[pd.DataFrame, np.ndarray]
-) -> None:
-    features, is_bad = german
-    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+def test_outcomes_observed_after_the_pinned_time_are_not_read(tmp_path: Path) -> None:
     # Outcomes observed 30 days after each decision, decisions an hour apart.
-    log_labelled(url, features.iloc[:40], is_bad[:40], START)
+    url = log_shipped(tmp_path, slice(0, 40), START)
     until = START + timedelta(days=30, hours=9, minutes=30)
     settings = make_settings(
         tmp_path, decision_log_url=url, train_with_outcomes=True, outcomes_until=until
@@ -79,9 +68,9 @@ def test_outcomes_observed_after_the_pinned_time_are_not_read(
 
 
 def test_a_logged_input_that_breaks_the_schema_is_named(
-    tmp_path: Path, german: tuple[pd.DataFrame, np.ndarray]
+    tmp_path: Path, shipped: tuple[pd.DataFrame, np.ndarray]
 ) -> None:
-    features, is_bad = german
+    features, is_bad = shipped
     broken = features.iloc[:3].copy()
     broken["purpose"] = broken["purpose"].astype("str")
     broken.loc[2, "purpose"] = "A499"  # e.g. logged before a change of the codebook

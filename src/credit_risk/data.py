@@ -16,7 +16,7 @@ import hashlib
 import logging
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -321,7 +321,7 @@ def _block_bytes(path: Path, chunk_rows: int) -> int:
     """Arrow's block size: about ``chunk_rows`` lines, at most 512 KiB.
 
     Arrow's streaming reader reads a dozen blocks ahead; small blocks keep that read-ahead to
-    a few MB (with 4 MB blocks it held about 50 MB), and :func:`_arrow_chunks` joins them.
+    a few MB (with 4 MB blocks it held about 50 MB), and :func:`arrow_tables` joins them.
     """
     with path.open("rb") as handle:
         head = handle.read(1 << 16)
@@ -329,18 +329,19 @@ def _block_bytes(path: Path, chunk_rows: int) -> int:
     return min(max(int(chunk_rows * per_line), 1 << 12), 1 << 19)
 
 
-def _arrow_chunks(reader: pa_csv.CSVStreamingReader, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Frames of at least ``chunk_rows`` rows (the last may be shorter) from Arrow's batches."""
-    batches: list[pa.RecordBatch] = []
-    rows = 0
-    for batch in reader:
-        batches.append(batch)
-        rows += batch.num_rows
-        if rows >= chunk_rows:
-            yield pa.Table.from_batches(batches).to_pandas()
-            batches, rows = [], 0
-    if batches:
-        yield pa.Table.from_batches(batches).to_pandas()
+def arrow_tables(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Tables of at least ``rows`` rows (the last may be shorter) from Arrow record batches
+    (the streaming CSV reader's here, Spark's in :mod:`credit_risk.spark_batch`)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 def _validated_chunks(
@@ -369,7 +370,8 @@ def _validated_chunks(
             parse_options=parse_options,
             convert_options=convert_options,
         )
-        for frame in _arrow_chunks(reader, chunk_rows):
+        for table in arrow_tables(reader, chunk_rows):
+            frame = table.to_pandas()
             yield validate_frame(frame, path, first_line)
             first_line += len(frame)
     except pa.ArrowInvalid as error:

@@ -8,9 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from credit_risk.data import read_applicants
 from credit_risk.scorecard.model import PointsScorecard
-from tests.conftest import DATA
 from tests.model_metadata import model_metadata
 
 THRESHOLD = 1 / 6
@@ -25,14 +23,6 @@ def scorecard_metadata(model: PointsScorecard, threshold: float = THRESHOLD) -> 
         scorecard=model.table_,
         reason_reference=None,
     )
-
-
-@pytest.fixture(scope="session")
-def shipped() -> tuple[pd.DataFrame, np.ndarray]:
-    """The 1000 shipped applicants and their labels (1 = bad)."""
-    dataset = read_applicants(DATA)
-    assert dataset.target is not None
-    return dataset.features, dataset.target.to_numpy()
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,27 @@ from credit_risk.schema import ATTRIBUTES
 
 # --- ranking ----------------------------------------------------------------------------------
 
+# The attributes a reason may cite: never a protected one (codebook order).
+_CITABLE_MASK = np.array([not a.protected for a in ATTRIBUTES])
+_CITABLE_MASK.flags.writeable = False
+_CITABLE = tuple(int(k) for k in np.flatnonzero(_CITABLE_MASK))
+
+
+def _largest_citable(values: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``values`` (``(n, 20)``, codebook order), the ``limit`` citable attributes of
+    largest value, ties in codebook order: their indices and values (``-inf`` past the
+    citable ones). A reason is one whose value is positive."""
+    citable = np.where(_CITABLE_MASK, values, -np.inf)
+    order = np.argsort(-citable, axis=1, kind="stable")[:, :limit]
+    return order, np.take_along_axis(citable, order, axis=1)
+
+
+def _largest_citable_row(row: Sequence[float], limit: int) -> list[tuple[float, int]]:
+    """:func:`_largest_citable` of one row in plain Python: ``(value, attribute)`` of the
+    positive values (the reasons), largest first, ties in codebook order."""
+    positive = [(row[k], k) for k in _CITABLE if row[k] > 0]
+    return sorted(positive, key=lambda pair: (-pair[0], pair[1]))[:limit]
+
 
 @dataclass(frozen=True)
 class Explainer:
@@ -46,10 +67,6 @@ class Explainer:
     @functools.cached_property
     def _reference(self) -> np.ndarray:
         return np.asarray(self.reference.contributions, dtype=np.float64)
-
-    @functools.cached_property
-    def _citable(self) -> np.ndarray:
-        return np.array([not a.protected for a in ATTRIBUTES])
 
     @functools.cached_property
     def _reference_logit(self) -> float:
@@ -81,9 +98,7 @@ class Explainer:
         gap = shifted.sum(axis=1)  # f - f_ref > 0 for a rejection
         distance = logit(np.asarray(probability[rows], dtype=np.float64)) - self._reference_logit
         scale = np.divide(distance, gap, out=np.zeros_like(gap), where=gap > 0)
-        citable = np.where(self._citable, shifted, -np.inf)
-        order = np.argsort(-citable, axis=1, kind="stable")[:, : self.limit]
-        picked = np.take_along_axis(citable, order, axis=1)
+        order, picked = _largest_citable(shifted, self.limit)
         keep = picked > 0
         top[rows] = np.where(keep, order, NO_REASON)
         served[rows] = np.where(keep, picked * scale[:, None], 0.0)
@@ -97,9 +112,8 @@ class Explainer:
     PYTHON_ROWS: ClassVar[int] = 16
 
     @functools.cached_property
-    def _scalars(self) -> tuple[list[float], list[int], float]:
-        citable = [k for k, a in enumerate(ATTRIBUTES) if not a.protected]
-        return list(self.reference.contributions), citable, self._reference_logit
+    def _scalars(self) -> tuple[list[float], float]:
+        return list(self.reference.contributions), self._reference_logit
 
     def rank_records(
         self, probability: Sequence[float], contributions: np.ndarray
@@ -122,7 +136,7 @@ class Explainer:
                     if k != NO_REASON
                 ]
             return ranked
-        reference, citable, reference_logit = self._scalars
+        reference, reference_logit = self._scalars
         for i in rejected:
             row = contributions[i].tolist()
             shifted = [value - base for value, base in zip(row, reference, strict=True)]
@@ -130,10 +144,7 @@ class Explainer:
             p = min(max(probability[i], _LOGIT_EPS), 1 - _LOGIT_EPS)
             distance = math.log(p) - math.log1p(-p) - reference_logit
             scale = distance / gap if gap > 0 else 0.0
-            raised = sorted(
-                ((shifted[k], k) for k in citable if shifted[k] > 0),
-                key=lambda pair: (-pair[0], pair[1]),
-            )[: self.limit]
+            raised = _largest_citable_row(shifted, self.limit)
             ranked[i] = (
                 [(k, amount * scale) for amount, k in raised] if raised else [(FALLBACK, distance)]
             )
@@ -168,10 +179,6 @@ class PointsExplainer:
     limit: int = MAX_REASONS
     unit: ClassVar[str] = UNIT_POINTS
 
-    @functools.cached_property
-    def _citable(self) -> np.ndarray:
-        return np.array([not a.protected for a in ATTRIBUTES])
-
     def rank(self, probability: np.ndarray, lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The reasons of each row: attributes (or :data:`FALLBACK`) and points lost.
 
@@ -192,9 +199,7 @@ class PointsExplainer:
         if not len(rows):
             return top, served
         below = np.asarray(lost, dtype=np.float64)[rows]
-        citable = np.where(self._citable, below, -np.inf)
-        order = np.argsort(-citable, axis=1, kind="stable")[:, : self.limit]
-        picked = np.take_along_axis(citable, order, axis=1)
+        order, picked = _largest_citable(below, self.limit)
         keep = picked > 0
         top[rows] = np.where(keep, order, NO_REASON)
         served[rows] = np.where(keep, picked, 0.0)
@@ -208,15 +213,12 @@ class PointsExplainer:
     ) -> list[list[tuple[int, float]]]:
         """:meth:`rank` as lists: per row, ``(attribute index or FALLBACK, points lost)`` of
         each reason, most first; empty for an approval (same order as :meth:`rank`)."""
-        citable = [k for k, a in enumerate(ATTRIBUTES) if not a.protected]
         ranked: list[list[tuple[int, float]]] = [[] for _ in probability]
         for i, p in enumerate(probability):
             if p < self.threshold:
                 continue
             row = [float(v) for v in lost[i].tolist()]
-            raised = sorted(
-                ((row[k], k) for k in citable if row[k] > 0), key=lambda pair: (-pair[0], pair[1])
-            )[: self.limit]
+            raised = _largest_citable_row(row, self.limit)
             ranked[i] = (
                 [(k, amount) for amount, k in raised] if raised else [(FALLBACK, math.fsum(row))]
             )

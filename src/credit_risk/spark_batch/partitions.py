@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from credit_risk.data import arrow_tables
 from credit_risk.fastpath.lineage import probe_applicants
 from credit_risk.schema import ATTRIBUTES, TARGET
 from credit_risk.scoring import Scorer
@@ -53,20 +54,6 @@ def _plain(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _chunks(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
-    """Tables of at least ``rows`` rows (the last may be shorter) from Spark's Arrow batches."""
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        pending.append(batch)
-        count += batch.num_rows
-        if count >= rows:
-            yield pa.Table.from_batches(pending)
-            pending, count = [], 0
-    if pending:
-        yield pa.Table.from_batches(pending)
-
-
 @dataclass(frozen=True)
 class ScoreTask:
     """The work of one partition, shipped with the task (the model by broadcast)."""
@@ -80,7 +67,7 @@ class ScoreTask:
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         scorer = _worker_scorer(self.model)
-        for table in _chunks(batches, self.chunk_rows):
+        for table in arrow_tables(batches, self.chunk_rows):
             raw, state, _ = self.format.rows(table)
             columns, first = first_problems(raw)
             valid = (state == RECORD) & (first < 0)

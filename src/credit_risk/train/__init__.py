@@ -20,7 +20,9 @@ the same inputs.
 
 The package, by step: :mod:`.fitting` (split, search, fit, test evaluation, the exported
 refit, its references), :mod:`.recording` (MLflow run, registered version, gate step,
-export) and :mod:`.sequence` (the steps in order, the step runner, :func:`train`).
+export) and :mod:`.sequence` (the steps in order, the step runner, :func:`train`). The
+package's face is what callers outside it use: the sequence and the fitting steps that the
+benchmarks reuse; the recording steps run only inside the sequence.
 """
 
 from credit_risk.train.fitting import (
@@ -40,13 +42,6 @@ from credit_risk.train.fitting import (
     search_params,
     split_training_data,
     with_reasons,
-)
-from credit_risk.train.recording import (
-    export_version,
-    gate_version,
-    log_run,
-    model_metadata,
-    register_version,
 )
 from credit_risk.train.sequence import (
     DataSummary,
@@ -73,17 +68,12 @@ __all__ = [
     "TrainingRun",
     "call_directly",
     "drift_reference",
-    "export_version",
     "exported_rows",
     "final_params",
     "fit_evaluate",
     "fit_exported",
     "fit_on_split",
-    "gate_version",
-    "log_run",
-    "model_metadata",
     "reason_reference",
-    "register_version",
     "result_summary",
     "run_data",
     "run_training",

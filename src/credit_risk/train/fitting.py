@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import numpy as np
 import optuna
@@ -38,8 +38,6 @@ from credit_risk.training_data import RunData, load_run_data
 from credit_risk.tune import cross_validate, load_study, search_objective, tune
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def feature_importances(pipeline: Any) -> dict[str, float]:

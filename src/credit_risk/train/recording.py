@@ -8,7 +8,7 @@ import logging
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import mlflow
 from mlflow.models import infer_signature
@@ -58,8 +58,6 @@ from credit_risk.train.fitting import (
 from credit_risk.tune import search_objective
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def log_run(
