@@ -108,13 +108,8 @@ def test_rates_outside_zero_one_are_refused_by_name(rate: float) -> None:
 def test_training_run_stores_the_sample_scale_threshold_of_the_population_rate(
     tmp_path: Path,
 ) -> None:
-    from credit_risk.train import (
-        fit_evaluate,
-        fit_exported,
-        model_metadata,
-        run_data,
-        split_training_data,
-    )
+    from credit_risk.train import fit_evaluate, fit_exported, run_data, split_training_data
+    from credit_risk.train.recording import model_metadata
 
     settings = make_settings(
         tmp_path, population_bad_rate=0.1, calibration_folds=2, fit_rows="split"
