@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from credit_risk.fastpath import (
     attribute_lineage,
@@ -15,6 +16,7 @@ from credit_risk.fastpath import (
 )
 from credit_risk.schema import ATTRIBUTES
 from credit_risk.scoring import Scorer, top_reasons
+from tests.conftest import FAST_PARAMS, make_settings
 
 
 def test_contributions_equal_the_scikit_learn_reference(
@@ -50,8 +52,24 @@ def _shap_by_attribute(pipeline: Any, applicants: pd.DataFrame) -> np.ndarray:
     return total / len(forests)
 
 
-def test_reasons_rank_like_shap(scorer: Scorer, applicants: pd.DataFrame) -> None:
-    sample = applicants.sample(150, random_state=0).reset_index(drop=True)
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scorer, pd.DataFrame]:
+    """A model fitted on the training split only, and the test split's applicants it never saw.
+
+    Served applicants are new ones; the shared fixture's model is refitted on every shipped row
+    (``fit_rows`` ``all``), so none of them is. On in-sample rows the two attributions agree
+    less (top reason 0.80 of the 1000 rows for that model, against 0.86 held out).
+    """
+    from credit_risk.train import split_training_data, train
+
+    settings = make_settings(tmp_path_factory.mktemp("attributions"), fit_rows="split")
+    train(settings, params=FAST_PARAMS)
+    sample = split_training_data(settings).x_test.reset_index(drop=True)
+    return Scorer.from_folder(settings.model_dir), sample
+
+
+def test_reasons_rank_like_shap(held_out: tuple[Scorer, pd.DataFrame]) -> None:
+    scorer, sample = held_out
     assert scorer.fast is not None
     _, ours = scorer.fast.run_frame(sample)
     shap_values = _shap_by_attribute(scorer.pipeline, sample)
