@@ -74,11 +74,14 @@ class Family(StrEnum):
 
     ``forest``: the tuned, calibrated balanced random forest. ``scorecard``: a points
     scorecard (monotone binning, logistic regression on weight of evidence, integer points;
-    :mod:`credit_risk.scorecard`).
+    :mod:`credit_risk.scorecard`). ``gbm``: gradient boosting
+    (:func:`credit_risk.families.build_gbm_pipeline`: fixed small parameters, not tuned,
+    class-weighted, calibrated like the forest).
     """
 
     FOREST = "forest"
     SCORECARD = "scorecard"
+    GBM = "gbm"
 
 
 class Language(StrEnum):

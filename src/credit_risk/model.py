@@ -38,6 +38,8 @@ SKOPS_TRUSTED_TYPES: list[str] = [
     "pandas.core.arrays.string_.StringDtype",
     "collections.OrderedDict",
     "collections.defaultdict",
+    # Gradient boosting (--family gbm): the one type of it skops does not trust by default.
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     # The points scorecard (credit_risk.scorecard): its fitted state is plain JSON data.
     "credit_risk.scorecard.model.PointsScorecard",
 ]
@@ -134,13 +136,28 @@ def build_model(settings: Settings, params: dict[str, Any]) -> Any:
     """An unfitted model of ``settings.family`` with ``params``, under the settings' policy.
 
     The forest: :func:`build_pipeline`. The scorecard:
-    :func:`credit_risk.scorecard.family.build_scorecard`.
+    :func:`credit_risk.scorecard.family.build_scorecard`. Gradient boosting:
+    :func:`credit_risk.families.build_gbm_pipeline` (``params``: its classifier's parameters
+    over :data:`credit_risk.families.GBM_PARAMS`, and the calibration keys).
     """
     if settings.family is Family.SCORECARD:
         from credit_risk.scorecard.family import build_scorecard
 
         return build_scorecard(settings, params)
     drop_protected = settings.protected_policy is ProtectedPolicy.EXCLUDE
+    if settings.family is Family.GBM:
+        from credit_risk.families import build_gbm_pipeline
+
+        booster = {
+            k: v for k, v in params.items() if k not in (CALIBRATION_KEY, CALIBRATION_FOLDS_KEY)
+        }
+        return build_gbm_pipeline(
+            settings.seed,
+            drop_protected,
+            calibration=str(params.get(CALIBRATION_KEY, settings.calibration)),
+            calibration_folds=int(params.get(CALIBRATION_FOLDS_KEY, settings.calibration_folds)),
+            params=booster,
+        )
     return build_pipeline(params, settings.seed, drop_protected, settings.n_jobs)
 
 

@@ -9,7 +9,7 @@ reference or a scorecard's points table), ``reason_codes.json`` (the reason-code
 :func:`read_metadata` validates the metadata against :class:`ModelMetadata` (a threshold
 strictly between 0 and 1, a reason reference below it, the keys the service and the CLI read,
 their types, and per family: a points scorecard holds its points table and no reference, a
-forest no table); :func:`load_reason_codes` checks the table against the sha256 and version
+forest no table, gradient boosting its substitution values and no approved reference); :func:`load_reason_codes` checks the table against the sha256 and version
 the metadata lists and validates its content; and
 :func:`model_file_digests` fingerprints ``model/`` so that the fast-path cache is trusted only
 for exactly the files it was verified with. Every failure is a :class:`ModelFolderError` that
@@ -30,6 +30,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictFloat,
+    StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
 )
@@ -42,7 +44,7 @@ from credit_risk.reasons import (
     builtin_bytes,
     table_sha256,
 )
-from credit_risk.schema import FEATURE_NAMES
+from credit_risk.schema import ATTRIBUTES, FEATURE_NAMES, Kind
 from credit_risk.scorecard.table import PointsTable
 
 METADATA_FILE = "metadata.json"
@@ -144,6 +146,43 @@ class ReasonReferenceRecord(BaseModel):
         return value
 
 
+class SubstitutionReferenceRecord(BaseModel):
+    """Gradient boosting's reason reference: the approved applicants' typical value of each
+    attribute (see :mod:`credit_risk.reasons.substitution`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    basis: str
+    rows: int = Field(ge=1)
+    probability_bad: float = Field(gt=0, lt=1, allow_inf_nan=False)
+    values: dict[str, StrictStr | StrictInt]
+
+    @field_validator("values")
+    @classmethod
+    def _valid_values(cls, value: dict[str, str | int]) -> dict[str, str | int]:
+        if set(value) != set(FEATURE_NAMES):
+            missing = sorted(set(FEATURE_NAMES) - set(value))
+            extra = sorted(set(value) - set(FEATURE_NAMES))
+            raise ValueError(f"needs one value per attribute (missing {missing}, unknown {extra})")
+        for attribute in ATTRIBUTES:
+            found = value[attribute.name]
+            if attribute.kind is Kind.CATEGORICAL:
+                if found not in attribute.codes:
+                    raise ValueError(
+                        f"{attribute.name}: {found!r} is not one of {sorted(attribute.codes)}"
+                    )
+            elif not (
+                isinstance(found, int)
+                and (attribute.minimum is None or found >= attribute.minimum)
+                and (attribute.maximum is None or found <= attribute.maximum)
+            ):
+                raise ValueError(
+                    f"{attribute.name}: {found!r} is not an integer from {attribute.minimum} "
+                    f"to {attribute.maximum}"
+                )
+        return value
+
+
 class ModelMetadata(BaseModel):
     """What ``metadata.json`` must hold for the model to be served (extra keys are kept)."""
 
@@ -175,6 +214,9 @@ class ModelMetadata(BaseModel):
     # promoted; refused by the scorer), and always null for a scorecard (its reasons are the
     # points lost against each attribute's best bin, read from its table).
     reason_reference: ReasonReferenceRecord | None
+    # Gradient boosting's substitution reference (only that family has one; null for a model
+    # that cannot give reasons, which the scorer refuses).
+    reason_substitutes: SubstitutionReferenceRecord | None = None
     # Registered since the fair gate: the data it was trained on, and the gate's evidence.
     fingerprint: DataFingerprint | None = None
     gate: dict[str, Any] | None = None
@@ -220,14 +262,18 @@ def validate_metadata(metadata: Any, source: Path | str) -> ModelMetadata:
         raise ModelFolderError(source, problem, field) from error
     _check_family(validated, source)
     # The reasons' guarantee needs the reference on the approved side of the threshold.
-    reference = validated.reason_reference.probability_bad if validated.reason_reference else 0.0
-    if not reference < validated.threshold:
-        raise ModelFolderError(
-            source,
-            f"{reference} must be below the threshold {validated.threshold} (the reference is "
-            "approved applicants)",
-            "reason_reference.probability_bad",
-        )
+    for key, record in (
+        ("reason_reference", validated.reason_reference),
+        ("reason_substitutes", validated.reason_substitutes),
+    ):
+        reference = record.probability_bad if record else 0.0
+        if not reference < validated.threshold:
+            raise ModelFolderError(
+                source,
+                f"{reference} must be below the threshold {validated.threshold} (the reference "
+                "is approved applicants)",
+                f"{key}.probability_bad",
+            )
     return validated
 
 
@@ -250,6 +296,21 @@ def _check_family(validated: ModelMetadata, source: Path | str) -> None:
             source,
             f"only a scorecard model has a points table, and family is {validated.family.value}",
             "scorecard",
+        )
+    if validated.family is Family.GBM:
+        if validated.reason_reference is not None:
+            raise ModelFolderError(
+                source,
+                "must be null for a gradient-boosting model: its reasons substitute the "
+                "approved applicants' typical values (reason_substitutes)",
+                "reason_reference",
+            )
+    elif validated.reason_substitutes is not None:
+        raise ModelFolderError(
+            source,
+            "only a gradient-boosting model has substitution values, and family is "
+            f"{validated.family.value}",
+            "reason_substitutes",
         )
 
 

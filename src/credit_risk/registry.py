@@ -218,6 +218,8 @@ def compile_fast_path(folder: Path) -> bool:
         pipeline, metadata = load_exported(folder)
         if metadata.get("family") == Family.SCORECARD.value:
             return True  # its fast path is the points table in its metadata: nothing to compile
+        if metadata.get("family") == Family.GBM.value:
+            return False  # gradient boosting is scored by scikit-learn: no fast path
         files = model_file_digests(folder)
         load_or_build(pipeline, metadata, Path(folder) / FASTPATH_DIR, files=files)
     # Not a compilable forest pipeline (e.g. no "encode" step), or a folder that serving will
@@ -270,7 +272,7 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
     from credit_risk.config import Family
     from credit_risk.model_folder import ReasonCodesRecord, parse_reason_codes
-    from credit_risk.reasons import table_sha256
+    from credit_risk.reasons import SUBSTITUTES_ARTIFACT, SUBSTITUTES_KEY, table_sha256
 
     run = f"runs:/{version.run_id}"
     # Versions registered before families were forests.
@@ -279,8 +281,14 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
         # A scorecard's reasons are measured against its points table, not a reference.
         reason_reference = (
             None
-            if family == Family.SCORECARD
+            if family in (Family.SCORECARD, Family.GBM)
             else mlflow.artifacts.load_dict(f"{run}/{REASON_REFERENCE_ARTIFACT}")
+        )
+        # Gradient boosting's reasons substitute the approved applicants' typical values.
+        substitutes = (
+            mlflow.artifacts.load_dict(f"{run}/{SUBSTITUTES_ARTIFACT}")
+            if family == Family.GBM
+            else None
         )
         table = mlflow.artifacts.load_text(f"{run}/{REASON_CODES_ARTIFACT}").encode()
     except (MlflowException, OSError) as error:
@@ -311,6 +319,8 @@ def load_registered(model_uri: str, tracking_uri: str) -> tuple[Any, dict[str, A
         "reason_codes": record.model_dump(),
         "reason_reference": reason_reference,
     }
+    if family == Family.GBM:
+        metadata[SUBSTITUTES_KEY] = substitutes
     pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
     if family == Family.SCORECARD and hasattr(pipeline, "table_"):
         metadata["scorecard"] = pipeline.table_  # the table is the fitted scorecard's state

@@ -11,8 +11,10 @@ validated first (:mod:`credit_risk.model_folder`): a model without a usable thre
 without what its rejections' reasons need (the reason-code table, and a forest's approved
 reference or a scorecard's points table), is never loaded. A rejection's reasons are ranked by
 :class:`credit_risk.reasons.Explainer` (a forest: calibrated log-odds above the approved
-reference) or :class:`credit_risk.reasons.PointsExplainer` (a scorecard: points lost against
-each attribute's best bin), with codes of the same table; approvals get none.
+reference), :class:`credit_risk.reasons.PointsExplainer` (a scorecard: points lost against
+each attribute's best bin) or :class:`credit_risk.reasons.SubstitutionExplainer` (gradient
+boosting, scored by scikit-learn: the drop in calibrated log-odds when one attribute takes the
+approved applicants' typical value), with codes of the same table; approvals get none.
 """
 
 from __future__ import annotations
@@ -52,8 +54,12 @@ from credit_risk.reasons import (
     MAX_REASONS,
     Explainer,
     PointsExplainer,
+    SUBSTITUTES_KEY,
     ReasonCodes,
     ReasonReference,
+    SubstitutionExplainer,
+    SubstitutionReference,
+    substitution_drops,
 )
 from credit_risk.schema import ATTRIBUTES, BAD, CLASS_LABELS, FEATURE_NAMES, GOOD
 from credit_risk.scorecard.lookup import TABLE_KEY, PointsLookup
@@ -171,7 +177,7 @@ class Scorer:
         self.fast = fast
         # A model loaded without its folder must have been saved with this package's table.
         self.codes = codes if codes is not None else builtin_reason_codes(metadata, source)
-        self.explainer: Explainer | PointsExplainer
+        self.explainer: Explainer | PointsExplainer | SubstitutionExplainer
         if validated.scorecard is not None:  # a points scorecard (the family says so)
             unavailable = validated.scorecard.reasons_unavailable(self.threshold)
             if unavailable is not None:
@@ -185,6 +191,23 @@ class Scorer:
             if not isinstance(fast, PointsLookup):
                 self.fast = PointsLookup(validated.scorecard)
             self.explainer = PointsExplainer(self.codes, self.threshold)
+            return
+        if validated.family is Family.GBM:
+            # Explained by substitution through scikit-learn: nothing to compile.
+            if validated.reason_substitutes is None:
+                raise ModelFolderError(
+                    source,
+                    "null or missing: the model has no substitution reference (it approves "
+                    "none of its training applicants, or their typical values are rejected), "
+                    "so it cannot give reasons for its rejections and is not served",
+                    SUBSTITUTES_KEY,
+                )
+            self.fast = None
+            self.explainer = SubstitutionExplainer(
+                SubstitutionReference.from_json(metadata[SUBSTITUTES_KEY]),
+                self.codes,
+                self.threshold,
+            )
             return
         if metadata["reason_reference"] is None:
             raise ModelFolderError(
@@ -243,8 +266,10 @@ class Scorer:
             codes: the model's reason-code table (None: this package's, which must be the
                 one the metadata lists).
         """
-        if validate_metadata(metadata, source).scorecard is not None:
-            # A points scorecard: the scorer builds its lookup; nothing to compile.
+        validated = validate_metadata(metadata, source)
+        if validated.scorecard is not None or validated.family is Family.GBM:
+            # A points scorecard: the scorer builds its lookup; gradient boosting is scored by
+            # scikit-learn. Nothing to compile.
             return cls(pipeline, metadata, source=source, codes=codes)
         fast = None
         if compile_fast:
@@ -289,6 +314,8 @@ class Scorer:
                 source=source,
                 codes=codes,
             )
+        if metadata.get("family") == Family.GBM:  # scored by scikit-learn: no fast path
+            return cls(load_pipeline(folder), metadata, source=source, codes=codes)
         if compile_fast:
             fast = load_cached(folder / FASTPATH_DIR, metadata, files)
             if fast is not None:
@@ -329,6 +356,8 @@ class Scorer:
         """
         if self.fast is not None:
             return self.fast.run_frame(applicants, engine)
+        if isinstance(self.explainer, SubstitutionExplainer):
+            return substitution_drops(self.pipeline, applicants, self.explainer.reference)
         probability = self.pipeline.predict_proba(applicants)[:, 1]
         try:
             return probability, reference_contributions(self.pipeline, applicants)

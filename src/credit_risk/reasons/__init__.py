@@ -38,6 +38,12 @@ be cited, and under ``include`` one that lost points only on protected attribute
 :data:`FALLBACK_CODE`. Contributions are in :data:`UNIT_POINTS` there, :data:`UNIT_LOG_ODDS`
 for the forest.
 
+**Gradient boosting** (``--family gbm``, no path contributions to split) is explained by
+substitution (:mod:`credit_risk.reasons.substitution`, :class:`SubstitutionExplainer`): each
+attribute's reason amount is the drop in the applicant's calibrated log-odds of bad when that
+attribute alone is set to the approved training applicants' most common code (or median), under
+the same rules and codes.
+
 **Codes.** :data:`REASON_CODES` is the versioned table (code, attribute, condition, English and
 Spanish text): one code per value of each categorical attribute (``R01-A11``) and per band of
 each numeric one (``R02-B5``: 48 months or more). English texts come from the codebook
@@ -68,6 +74,14 @@ from credit_risk.reasons.codes import (
 )
 from credit_risk.reasons.explainers import Explainer, PointsExplainer
 from credit_risk.reasons.reference import ReasonReference, build_reference, logit
+from credit_risk.reasons.substitution import (
+    SUBSTITUTES_ARTIFACT,
+    SUBSTITUTES_KEY,
+    SubstitutionExplainer,
+    SubstitutionReference,
+    build_substitutes,
+    substitution_drops,
+)
 
 __all__ = [
     "DEFAULT_LANGUAGE",
@@ -76,6 +90,8 @@ __all__ = [
     "MAX_REASONS",
     "NO_REASON",
     "REASON_CODES_FILE",
+    "SUBSTITUTES_ARTIFACT",
+    "SUBSTITUTES_KEY",
     "UNIT_LOG_ODDS",
     "UNIT_MEANING",
     "UNIT_POINTS",
@@ -85,10 +101,14 @@ __all__ = [
     "ReasonCodesError",
     "ReasonReference",
     "ReasonsUnavailable",
+    "SubstitutionExplainer",
+    "SubstitutionReference",
     "build_reference",
     "builtin_bytes",
     "builtin_table",
+    "build_substitutes",
     "logit",
     "reason_codes_record",
+    "substitution_drops",
     "table_sha256",
 ]

@@ -30,7 +30,9 @@ from credit_risk.monitor import Reference, reference_provenance
 from credit_risk.reasons import (
     ReasonReference,
     ReasonsUnavailable,
+    SubstitutionReference,
     build_reference,
+    build_substitutes,
 )
 from credit_risk.scorecard.family import scorecard_params
 from credit_risk.scorecard.model import PointsScorecard
@@ -47,9 +49,23 @@ def feature_importances(pipeline: Any) -> dict[str, float]:
     """
     if isinstance(pipeline, PointsScorecard):
         return {a.attribute: float(a.iv or 0.0) for a in pipeline.points_table.selected}
+    if _is_gbm(pipeline):  # boosted trees keep no impurity importances
+        return {}
     names = pipeline.named_steps["encode"].get_feature_names_out()
     values = classifier_importances(pipeline.named_steps["classifier"])
     return {str(n): float(v) for n, v in zip(names, values, strict=True)}
+
+
+def _is_gbm(pipeline: Any) -> bool:
+    """Whether a fitted pipeline's classifier is gradient boosting (calibrated or bare)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    steps = getattr(pipeline, "named_steps", {})
+    classifier = steps.get("classifier") if hasattr(steps, "get") else None
+    if isinstance(classifier, CalibratedClassifierCV):
+        classifier = classifier.estimator
+    return isinstance(classifier, HistGradientBoostingClassifier)
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
@@ -98,8 +114,9 @@ class Exported:
     evaluated: tuple[int, int]
     # The approved rows the adverse-action reasons are measured from (this model's, over the
     # rows it was fitted on); None when the model cannot give reasons (then it fails the
-    # promotion gate and is never served).
-    reason_reference: ReasonReference | None = None
+    # promotion gate and is never served). Gradient boosting's: the approved applicants'
+    # typical values its reasons substitute (credit_risk.reasons.substitution).
+    reason_reference: ReasonReference | SubstitutionReference | None = None
     reasons_unavailable: str | None = None
 
     @property
@@ -215,10 +232,13 @@ def search_params(settings: Settings, split: Split) -> tuple[dict[str, Any], opt
 def final_params(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` completed with the settings' tree count and calibration (``params`` win).
 
-    A scorecard's are completed with its settings (:func:`scorecard_params`).
+    A scorecard's are completed with its settings (:func:`scorecard_params`); gradient
+    boosting's with its fixed parameters (:func:`gbm_params`).
     """
     if settings.family is Family.SCORECARD:
         return {**scorecard_params(settings), **params}
+    if settings.family is Family.GBM:
+        return {**gbm_params(settings), **params}
     return {
         "n_estimators": settings.n_estimators,
         "calibration": settings.calibration,
@@ -227,15 +247,29 @@ def final_params(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def gbm_params(settings: Settings) -> dict[str, Any]:
+    """Gradient boosting's parameters: the fixed small ones of
+    :data:`credit_risk.families.GBM_PARAMS` (nothing is searched) and the settings' calibration.
+    """
+    from credit_risk.families import GBM_PARAMS
+
+    return {
+        **GBM_PARAMS,
+        "calibration": settings.calibration,
+        "calibration_folds": settings.calibration_folds,
+    }
+
+
 def reason_reference(
     pipeline: Any, applicants: pd.DataFrame, threshold: float
-) -> tuple[ReasonReference | None, str | None]:
+) -> tuple[ReasonReference | SubstitutionReference | None, str | None]:
     """What a fitted model's adverse-action reasons are measured from, or why it has none.
 
     A forest: its approved reference over ``applicants``, the rows it was fitted on
     (:func:`build_reference`). A
     points scorecard: nothing (its reasons are the points lost against each attribute's best
-    bin, in its table), but it must approve its best possible score.
+    bin, in its table), but it must approve its best possible score. Gradient boosting: the
+    approved applicants' typical values its reasons substitute (:func:`build_substitutes`).
 
     Returns:
         The reference (None for a scorecard, or when there is none) and, when the model
@@ -246,6 +280,8 @@ def reason_reference(
         unavailable = None if problem is None else f"no adverse-action reasons: {problem}"
     else:
         try:
+            if _is_gbm(pipeline):
+                return build_substitutes(pipeline, applicants, threshold), None
             return build_reference(pipeline, applicants, threshold), None
         except ReasonsUnavailable as error:
             unavailable = f"no adverse-action reasons: {error}"

@@ -15,7 +15,7 @@ from mlflow.models import infer_signature
 
 from credit_risk import __version__
 from credit_risk.card import log_assessment
-from credit_risk.config import Settings, challenger_folder
+from credit_risk.config import Family, Settings, challenger_folder
 from credit_risk.data import file_sha256
 from credit_risk.evaluate import (
     costs_of,
@@ -27,6 +27,9 @@ from credit_risk.gate import RECIPE_FILE, recipe_record, record_evidence, run_ga
 from credit_risk.model import SKOPS_TRUSTED_TYPES
 from credit_risk.model_folder import DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_FILE
 from credit_risk.reasons import (
+    SUBSTITUTES_ARTIFACT,
+    SUBSTITUTES_KEY,
+    SubstitutionReference,
     builtin_bytes,
     reason_codes_record,
 )
@@ -119,7 +122,9 @@ def log_run(
         reference = drift_reference(settings, evaluation, exported)
         mlflow.log_dict(reference.to_json(), DRIFT_REFERENCE_ARTIFACT)
         # What a registered version needs to give reasons (credit_risk.registry.load_registered).
-        if exported.reason_reference is not None:
+        if isinstance(exported.reason_reference, SubstitutionReference):
+            mlflow.log_dict(exported.reason_reference.to_json(), SUBSTITUTES_ARTIFACT)
+        elif exported.reason_reference is not None:
             mlflow.log_dict(exported.reason_reference.to_json(), REASON_REFERENCE_ARTIFACT)
         mlflow.log_text(builtin_bytes().decode(), REASON_CODES_ARTIFACT)
         mlflow.log_dict(
@@ -219,6 +224,14 @@ def model_metadata(
         if isinstance(exported.pipeline, PointsScorecard)
         else {}
     )
+    # A forest's approved reference, or gradient boosting's substitution reference.
+    reference: dict[str, Any] = {"reason_reference": None}
+    if isinstance(exported.reason_reference, SubstitutionReference):
+        reference[SUBSTITUTES_KEY] = exported.reason_reference.to_json()
+    elif exported.reason_reference is not None:
+        reference["reason_reference"] = exported.reason_reference.to_json()
+    elif settings.family is Family.GBM:
+        reference[SUBSTITUTES_KEY] = None
     train_rows, test_rows = exported.evaluated
     return {
         "model_name": settings.registered_model_name,
@@ -252,9 +265,7 @@ def model_metadata(
         "confusion_matrix": evaluation.matrix,
         "responsible": evaluation.responsible.to_json(),
         "reason_codes": reason_codes_record(),
-        "reason_reference": (
-            exported.reason_reference.to_json() if exported.reason_reference else None
-        ),
+        **reference,
         "data_sha256": file_sha256(Path(settings.data_path)),
         "fingerprint": exported.fingerprint().model_dump(mode="json"),
         "package_version": __version__,

@@ -23,6 +23,7 @@ from credit_risk.train.fitting import (
     Split,
     fit_evaluate,
     fit_exported,
+    gbm_params,
     run_data,
     search_params,
     split_training_data,
@@ -175,7 +176,8 @@ def run_training(
     Args:
         settings: all configuration (data, seed, objective, trials, stores, family).
         params: fixed classifier hyperparameters; None runs the Optuna search (a scorecard
-            is not tuned: None takes its parameters from the settings).
+            and gradient boosting are not tuned: None takes their parameters from the
+            settings).
         output: also export this run's model (champion or not) to this folder.
         run_step: how each step runs (default: directly; the flow: as a Prefect task).
 
@@ -189,6 +191,8 @@ def run_training(
     search = None
     if params is None and settings.family is Family.SCORECARD:
         params = scorecard_params(settings)  # nothing to tune: binning is fitted per attribute
+    if params is None and settings.family is Family.GBM:
+        params = gbm_params(settings)  # fixed small parameters: nothing is searched
     if params is None:
         search = run_step("tune", tune_params)(settings)
         params = search.params
