@@ -40,7 +40,8 @@ def train(
         typer.Option(
             "--family",
             help="scorecard: a points scorecard (default; not tuned, --trials is ignored); "
-            "forest: the tuned balanced random forest.",
+            "forest: the tuned balanced random forest; gbm: gradient boosting "
+            "(HistGradientBoosting, fixed small parameters, not tuned, --trials is ignored).",
         ),
     ] = None,
     fit_rows: Annotated[

@@ -1,7 +1,9 @@
 """The training run, defined once: validate -> tune -> fit -> register -> gate -> export.
 
-The model family (``Settings.family``) is the forest, tuned, or a points scorecard
-(:mod:`credit_risk.scorecard`), which has nothing to tune and skips the search.
+The model family (``Settings.family``) is the forest, tuned, a points scorecard
+(:mod:`credit_risk.scorecard`) or gradient boosting with fixed parameters
+(:func:`credit_risk.families.build_gbm_pipeline`); the last two have nothing to tune and skip
+the search.
 
 The recipe (hyperparameters and threshold) is fitted on the training split and scored on the
 test split; with ``Settings.fit_rows`` ``all`` (the default) the same recipe is then refitted on
@@ -34,6 +36,7 @@ from credit_risk.train.fitting import (
     drift_reference,
     exported_rows,
     final_params,
+    gbm_params,
     fit_evaluate,
     fit_exported,
     fit_on_split,
@@ -70,6 +73,7 @@ __all__ = [
     "drift_reference",
     "exported_rows",
     "final_params",
+    "gbm_params",
     "fit_evaluate",
     "fit_exported",
     "fit_on_split",
