@@ -196,6 +196,10 @@ def test_predict_and_info_cli(gbm_run: tuple[Settings, Path, str], tmp_path: Pat
     assert info.exit_code == 0, info.output
     shown = json.loads(info.output[: info.output.rindex("}") + 1])
     assert shown["family"] == "gbm"
+    reasons = runner.invoke(app, ["reasons", "--model", str(output)])
+    assert reasons.exit_code == 0, reasons.output
+    header = reasons.output.splitlines()[0]
+    assert "a gbm model" in header and "typical value" in header
 
 
 def test_train_help_lists_gbm() -> None:

@@ -9,7 +9,8 @@ reference or a scorecard's points table), ``reason_codes.json`` (the reason-code
 :func:`read_metadata` validates the metadata against :class:`ModelMetadata` (a threshold
 strictly between 0 and 1, a reason reference below it, the keys the service and the CLI read,
 their types, and per family: a points scorecard holds its points table and no reference, a
-forest no table, gradient boosting its substitution values and no approved reference); :func:`load_reason_codes` checks the table against the sha256 and version
+forest no table, gradient boosting its substitution values and no approved reference);
+:func:`load_reason_codes` checks the table against the sha256 and version
 the metadata lists and validates its content; and
 :func:`model_file_digests` fingerprints ``model/`` so that the fast-path cache is trusted only
 for exactly the files it was verified with. Every failure is a :class:`ModelFolderError` that

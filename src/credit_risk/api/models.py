@@ -118,12 +118,14 @@ class ReasonOut(BaseModel):
     contribution: float = Field(
         description="How much it raised the applicant's risk, in `unit`; positive. A forest "
         "(log_odds): the applicant's log-odds of bad above those of the approved training "
-        "applicants, on the served (calibrated) scale. A points scorecard (points): the points "
+        "applicants, on the served (calibrated) scale. Gradient boosting (log_odds): how much "
+        "the applicant's calibrated log-odds of bad fall when this attribute alone takes the "
+        "approved training applicants' typical value. A points scorecard (points): the points "
         "the applicant lost on this attribute against its best bin."
     )
     unit: Literal["log_odds", "points"] = Field(
-        description="What contribution is measured in: log_odds (a forest) or points lost "
-        "(a points scorecard)."
+        description="What contribution is measured in: log_odds (a forest, gradient boosting) "
+        "or points lost (a points scorecard)."
     )
 
 

@@ -232,7 +232,12 @@ def reasons(
     import json
 
     from credit_risk.model_folder import ModelFolderError, load_reason_codes, read_metadata
-    from credit_risk.reasons import UNIT_LOG_ODDS, UNIT_MEANING, UNIT_POINTS
+    from credit_risk.reasons import (
+        SUBSTITUTION_MEANING,
+        UNIT_LOG_ODDS,
+        UNIT_MEANING,
+        UNIT_POINTS,
+    )
 
     folder = model or get_settings().model_dir
     try:
@@ -246,9 +251,12 @@ def reasons(
         return
     family = metadata.get("family", Family.FOREST.value)
     unit = UNIT_POINTS if family == Family.SCORECARD else UNIT_LOG_ODDS
+    meaning = UNIT_MEANING[unit]
+    if family == Family.GBM:
+        meaning = SUBSTITUTION_MEANING
     typer.echo(
         f"reason codes version {codes.version} ({folder}, a {family} model: reasons ranked by "
-        f"{UNIT_MEANING[unit]}); protected attributes: never"
+        f"{meaning}); protected attributes: never"
     )
     for code in codes.codes:
         typer.echo(f"{code.code:<9} {code.condition_text:<42} {code.text[lang.value]}")

@@ -44,6 +44,11 @@ from credit_risk.schema import ATTRIBUTES, FEATURE_NAMES, Kind
 # The metadata key (and the MLflow run's artifact) of a substitution reference.
 SUBSTITUTES_KEY = "reason_substitutes"
 SUBSTITUTES_ARTIFACT = "reasons/reason_substitutes.json"
+# What the amounts of these reasons mean (``credit-risk reasons``).
+SUBSTITUTION_MEANING = (
+    "the fall in the served (calibrated) log-odds of bad when the attribute alone takes the "
+    "approved training applicants' typical value"
+)
 # Applicants per predict_proba call (each becomes 21 rows).
 CHUNK_ROWS = 5_000
 
@@ -113,7 +118,7 @@ def build_substitutes(
     for attribute in ATTRIBUTES:
         column = approved[attribute.name]
         if attribute.kind is Kind.NUMERIC:
-            values.append(int(round(float(column.median()))))
+            values.append(round(float(column.median())))
         else:  # the most common code, ties to the first in codebook order
             counts = column.astype(str).value_counts()
             top = counts.max()
@@ -203,9 +208,7 @@ class SubstitutionExplainer:
         served[rows] = np.where(keep, picked, 0.0)
         unexplained = ~keep[:, 0]
         top[rows[unexplained], 0] = FALLBACK
-        served[rows[unexplained], 0] = (
-            logit(probability[rows[unexplained]]) - self._reference_logit
-        )
+        served[rows[unexplained], 0] = logit(probability[rows[unexplained]]) - self._reference_logit
         return top, served
 
     def rank_records(
