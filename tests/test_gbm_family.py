@@ -27,9 +27,12 @@ from credit_risk.features import FeatureEngineer
 from credit_risk.gate.recipe import Recipe
 from credit_risk.model_folder import ModelFolderError, read_metadata, validate_metadata
 from credit_risk.reasons import (
+    FALLBACK,
     FALLBACK_CODE,
+    NO_REASON,
     SUBSTITUTES_ARTIFACT,
     SUBSTITUTES_KEY,
+    SubstitutionExplainer,
     SubstitutionReference,
     logit,
 )
@@ -288,3 +291,32 @@ def test_scorer_refuses_a_gbm_without_substitutes(gbm_run: tuple[Settings, Path,
     with pytest.raises(ModelFolderError) as error:
         Scorer(None, metadata)
     assert error.value.field == SUBSTITUTES_KEY
+
+
+def test_explainer_falls_back_when_only_protected_attributes_raised_the_risk(
+    gbm_scorer: Scorer,
+) -> None:
+    explainer = gbm_scorer.explainer
+    assert isinstance(explainer, SubstitutionExplainer)
+    drops = np.full((3, len(FEATURE_NAMES)), -0.1)
+    drops[0, POSITION["age_years"]] = 2.0  # protected: never cited
+    drops[1, POSITION["duration_months"]] = 0.3
+    drops[1, POSITION["purpose"]] = 0.5
+    drops[2, POSITION["purpose"]] = 0.5  # an approval: no reasons whatever the drops
+    probability = np.array([0.6, 0.6, explainer.threshold / 2])
+    top, served = explainer.rank(probability, drops)
+    reference_logit = logit(np.array([explainer.reference.probability_bad]))[0]
+    assert top[0].tolist() == [FALLBACK, NO_REASON, NO_REASON, NO_REASON]
+    assert served[0, 0] == pytest.approx(logit(np.array([0.6]))[0] - reference_logit)
+    assert served[0, 0] > 0
+    assert top[1].tolist() == [
+        POSITION["purpose"],
+        POSITION["duration_months"],
+        NO_REASON,
+        NO_REASON,
+    ]
+    assert top[2].tolist() == [NO_REASON] * 4
+    ranked = explainer.rank_records(probability.tolist(), drops)
+    assert ranked[0] == [(FALLBACK, pytest.approx(served[0, 0]))]
+    assert ranked[1] == [(POSITION["purpose"], 0.5), (POSITION["duration_months"], 0.3)]
+    assert ranked[2] == []
