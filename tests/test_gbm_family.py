@@ -320,3 +320,14 @@ def test_explainer_falls_back_when_only_protected_attributes_raised_the_risk(
     assert ranked[0] == [(FALLBACK, pytest.approx(served[0, 0]))]
     assert ranked[1] == [(POSITION["purpose"], 0.5), (POSITION["duration_months"], 0.3)]
     assert ranked[2] == []
+
+
+def test_gate_compares_two_gbm_versions(gbm_run: tuple[Settings, Path, str]) -> None:
+    """A second gbm recipe in the same store: the gate refits both recipes on rows neither
+    trained on (Recipe.build for the gbm family) and records its comparison."""
+    settings, _, first = gbm_run
+    second = train(settings, params={"max_iter": 60})
+    assert second.version != first and second.params["max_iter"] == 60
+    evidence = second.gate.evidence
+    assert evidence["comparison"] is not None, evidence["reason"]
+    assert evidence["champion_version"] == first
