@@ -322,6 +322,7 @@ def test_explainer_falls_back_when_only_protected_attributes_raised_the_risk(
     assert ranked[2] == []
 
 
+@pytest.mark.slow
 def test_gate_compares_two_gbm_versions(gbm_run: tuple[Settings, Path, str]) -> None:
     """A second gbm recipe in the same store: the gate refits both recipes on rows neither
     trained on (Recipe.build for the gbm family) and records its comparison."""
