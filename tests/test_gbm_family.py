@@ -89,6 +89,8 @@ def test_train_registers_and_exports_a_gbm(gbm_run: tuple[Settings, Path, str]) 
     assert "study_best_value" not in run.data.metrics  # fixed parameters: nothing searched
     logged = {a.path for a in client.list_artifacts(version.run_id, "reasons")}
     assert SUBSTITUTES_ARTIFACT in logged
+    plots = {a.path for a in client.list_artifacts(version.run_id, "plots")}
+    assert "plots/roc_curve.png" in plots and "plots/feature_importance.png" not in plots
     # The registered model loads through MLflow's skops flavour with our trusted types.
     mlflow.set_tracking_uri(settings.tracking_uri)
     registered = mlflow.sklearn.load_model(f"models:/{settings.registered_model_name}/1")

@@ -15,7 +15,8 @@ def save_plots(
     importances: dict[str, float],
     folder: Path,
 ) -> list[Path]:
-    """Write ROC, precision-recall, confusion-matrix, calibration and importance PNGs.
+    """Write ROC, precision-recall, confusion-matrix, calibration and importance PNGs (no
+    importance plot when ``importances`` is empty).
 
     Returns:
         The written files.
@@ -62,6 +63,8 @@ def save_plots(
     ax.set_title("Calibration (reliability)")
     _save(fig, "calibration.png")
 
+    if not importances:  # gradient boosting keeps no impurity importances: no empty plot
+        return written
     top = sorted(importances.items(), key=lambda item: item[1], reverse=True)[:20]
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.barh([name for name, _ in reversed(top)], [value for _, value in reversed(top)])
