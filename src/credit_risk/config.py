@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     # None: the population is taken to be like the training rows (nothing changes).
     population_bad_rate: float | None = Field(None, gt=0, lt=1)
 
-    # The model family `credit-risk train` fits (the forest is tuned; the scorecard is not).
+    # The model family `credit-risk train` fits (the forest is tuned; scorecard and gbm are not).
     # The points scorecard, by the rule of credit_risk.families.choose_default_family applied
     # to the nested-CV report (`make bench-quality`, README "Model quality"): its expected cost
     # ties with the tuned forest's and the blend's (paired corrected intervals contain 0), and
