@@ -125,3 +125,15 @@ def test_card_command_writes_html(model_dir: Path, tmp_path: Path) -> None:
     outcome = CliRunner().invoke(app, ["card", "--model", str(model_dir), "--output", str(target)])
     assert outcome.exit_code == 0, outcome.output
     assert target.read_text() == render_card_html(model_dir)
+
+
+def test_card_states_the_population_the_threshold_is_for(model_dir: Path) -> None:
+    metadata = read_metadata(model_dir)
+    assert metadata["population_bad_rate"] is None
+    sample = metadata["sample_bad_rate"]
+    assert f"assumes applicants arrive like the training rows (bad rate {sample:.1%})" in (
+        card_markdown(metadata)
+    )
+    shifted = card_markdown({**metadata, "population_bad_rate": 0.1, "threshold": 0.435})
+    assert "to the population's (10.0%, `population_bad_rate`; prior shift)" in shifted
+    assert "**0.4350**" in shifted

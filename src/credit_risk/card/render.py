@@ -87,6 +87,26 @@ def rows_statement(metadata: dict[str, Any]) -> str:
     )
 
 
+def prior_statement(metadata: dict[str, Any]) -> str:
+    """Which population the threshold is set for (``population_bad_rate``, evaluate.prior)."""
+    sample = metadata.get("sample_bad_rate")
+    sample_text = f"{sample:.1%}" if isinstance(sample, int | float) else "unknown"
+    population = metadata.get("population_bad_rate")
+    if population is None:
+        return (
+            "Population: the threshold assumes applicants arrive like the training rows (bad "
+            f"rate {sample_text}). The Statlog sample over-represents bad credits; set "
+            "`population_bad_rate` to your applicants' rate (README, \"The sample is not the "
+            'population").'
+        )
+    return (
+        f"Population: the threshold applies the rule to probabilities shifted from the training "
+        f"rows' bad rate ({sample_text}) to the population's ({population:.1%}, "
+        "`population_bad_rate`; prior shift). The served probability stays on the sample's "
+        "scale, so the threshold above is that rule's sample-scale equivalent."
+    )
+
+
 def _points_table(metadata: dict[str, Any]) -> PointsTable | None:
     """A scorecard's points table (None for another family)."""
     stored = metadata.get(TABLE_KEY)
@@ -114,6 +134,7 @@ def card_markdown(metadata: dict[str, Any], inline_images: bool = True) -> str:
         sex_caveat=SEX_CAVEAT,
         metric_rows=_metric_rows(metadata),
         rows_statement=rows_statement(metadata),
+        prior_statement=prior_statement(metadata),
         threshold=metadata.get("threshold", float("nan")),
         threshold_basis=THRESHOLD_BASIS.get(str(metadata.get("threshold_rule")), BASIS_UNKNOWN),
         costs=metadata.get("cost_matrix", {}),
