@@ -48,6 +48,41 @@ def _largest_citable_row(row: Sequence[float], limit: int) -> list[tuple[float, 
     return sorted(positive, key=lambda pair: (-pair[0], pair[1]))[:limit]
 
 
+def _placed(
+    n: int,
+    limit: int,
+    rows: np.ndarray,
+    order: np.ndarray,
+    picked: np.ndarray,
+    amounts: np.ndarray,
+    fallback: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(n, limit)`` reason slots of every explainer's :meth:`rank`.
+
+    ``rows`` are the rejected rows; ``order``/``picked`` their :func:`_largest_citable`;
+    ``amounts`` what each picked reason reports; ``fallback`` what :data:`FALLBACK` reports
+    for a rejected row with no positive citable value. Approvals and unused slots hold
+    :data:`NO_REASON` and 0.
+    """
+    top = np.full((n, limit), NO_REASON, dtype=np.int64)
+    served = np.zeros((n, limit), dtype=np.float64)
+    if not len(rows):
+        return top, served
+    keep = picked > 0
+    top[rows] = np.where(keep, order, NO_REASON)
+    served[rows] = np.where(keep, amounts, 0.0)
+    unexplained = ~keep[:, 0]
+    top[rows[unexplained], 0] = FALLBACK
+    served[rows[unexplained], 0] = fallback[unexplained]
+    return top, served
+
+
+def _logit_of(p: float) -> float:
+    """The log-odds of one probability in plain Python (clamped as :func:`logit` clamps)."""
+    q = min(max(p, _LOGIT_EPS), 1 - _LOGIT_EPS)
+    return math.log(q) - math.log1p(-q)
+
+
 @dataclass(frozen=True)
 class Explainer:
     """Ranks adverse reasons against a model's reference (see the module docstring).
@@ -88,24 +123,15 @@ class Explainer:
             contributions on the calibrated log-odds scale (the fallback's: the whole
             distance ``logit(p) - logit(p_ref)``).
         """
-        n = len(probability)
-        top = np.full((n, self.limit), NO_REASON, dtype=np.int64)
-        served = np.zeros((n, self.limit), dtype=np.float64)
         rows = np.flatnonzero(probability >= self.threshold)
-        if not len(rows):
-            return top, served
         shifted = contributions[rows].astype(np.float64) - self._reference
         gap = shifted.sum(axis=1)  # f - f_ref > 0 for a rejection
         distance = logit(np.asarray(probability[rows], dtype=np.float64)) - self._reference_logit
         scale = np.divide(distance, gap, out=np.zeros_like(gap), where=gap > 0)
         order, picked = _largest_citable(shifted, self.limit)
-        keep = picked > 0
-        top[rows] = np.where(keep, order, NO_REASON)
-        served[rows] = np.where(keep, picked * scale[:, None], 0.0)
-        unexplained = ~keep[:, 0]
-        top[rows[unexplained], 0] = FALLBACK
-        served[rows[unexplained], 0] = distance[unexplained]
-        return top, served
+        return _placed(
+            len(probability), self.limit, rows, order, picked, picked * scale[:, None], distance
+        )
 
     # Rejections up to which rank_records ranks row by row in plain Python: for a request's
     # few rows, some 30 numpy calls cost more than the arithmetic on 20 numbers.
@@ -141,8 +167,7 @@ class Explainer:
             row = contributions[i].tolist()
             shifted = [value - base for value, base in zip(row, reference, strict=True)]
             gap = math.fsum(shifted)
-            p = min(max(probability[i], _LOGIT_EPS), 1 - _LOGIT_EPS)
-            distance = math.log(p) - math.log1p(-p) - reference_logit
+            distance = _logit_of(probability[i]) - reference_logit
             scale = distance / gap if gap > 0 else 0.0
             raised = _largest_citable_row(shifted, self.limit)
             ranked[i] = (
@@ -192,21 +217,10 @@ class PointsExplainer:
             a rejection that lost points on protected attributes only; and ``(n, limit)`` the
             points lost (the fallback's: all points lost).
         """
-        n = len(probability)
-        top = np.full((n, self.limit), NO_REASON, dtype=np.int64)
-        served = np.zeros((n, self.limit), dtype=np.float64)
         rows = np.flatnonzero(np.asarray(probability) >= self.threshold)
-        if not len(rows):
-            return top, served
         below = np.asarray(lost, dtype=np.float64)[rows]
         order, picked = _largest_citable(below, self.limit)
-        keep = picked > 0
-        top[rows] = np.where(keep, order, NO_REASON)
-        served[rows] = np.where(keep, picked, 0.0)
-        unexplained = ~keep[:, 0]
-        top[rows[unexplained], 0] = FALLBACK
-        served[rows[unexplained], 0] = below[unexplained].sum(axis=1)
-        return top, served
+        return _placed(len(probability), self.limit, rows, order, picked, picked, below.sum(axis=1))
 
     def rank_records(
         self, probability: Sequence[float], lost: np.ndarray

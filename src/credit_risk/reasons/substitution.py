@@ -20,7 +20,6 @@ amount is ``logit(p) - logit(p_ref)`` (positive: the reference is approved, the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,15 +28,19 @@ import numpy as np
 import pandas as pd
 
 from credit_risk.reasons.codes import (
-    _LOGIT_EPS,
     FALLBACK,
     MAX_REASONS,
-    NO_REASON,
     UNIT_LOG_ODDS,
     ReasonCodes,
     ReasonsUnavailable,
 )
-from credit_risk.reasons.explainers import _code_row, _largest_citable, _largest_citable_row
+from credit_risk.reasons.explainers import (
+    _code_row,
+    _largest_citable,
+    _largest_citable_row,
+    _logit_of,
+    _placed,
+)
 from credit_risk.reasons.reference import logit
 from credit_risk.schema import ATTRIBUTES, FEATURE_NAMES, Kind
 
@@ -196,20 +199,10 @@ class SubstitutionExplainer:
         slots and for approvals, :data:`FALLBACK` in slot 0 of an unexplained rejection) and
         ``(n, limit)`` their drops in calibrated log-odds."""
         probability = np.asarray(probability, dtype=np.float64)
-        n = len(probability)
-        top = np.full((n, self.limit), NO_REASON, dtype=np.int64)
-        served = np.zeros((n, self.limit), dtype=np.float64)
         rows = np.flatnonzero(probability >= self.threshold)
-        if not len(rows):
-            return top, served
         order, picked = _largest_citable(np.asarray(drops, dtype=np.float64)[rows], self.limit)
-        keep = picked > 0
-        top[rows] = np.where(keep, order, NO_REASON)
-        served[rows] = np.where(keep, picked, 0.0)
-        unexplained = ~keep[:, 0]
-        top[rows[unexplained], 0] = FALLBACK
-        served[rows[unexplained], 0] = logit(probability[rows[unexplained]]) - self._reference_logit
-        return top, served
+        above = logit(probability[rows]) - self._reference_logit
+        return _placed(len(probability), self.limit, rows, order, picked, picked, above)
 
     def rank_records(
         self, probability: Sequence[float], drops: np.ndarray
@@ -224,8 +217,7 @@ class SubstitutionExplainer:
             if raised:
                 ranked[i] = [(k, amount) for amount, k in raised]
             else:
-                q = min(max(p, _LOGIT_EPS), 1 - _LOGIT_EPS)
-                ranked[i] = [(FALLBACK, math.log(q) - math.log1p(-q) - reference_logit)]
+                ranked[i] = [(FALLBACK, _logit_of(p) - reference_logit)]
         return ranked
 
     def code_row(self, k: int, record: Mapping[str, Any]) -> int:
