@@ -15,12 +15,10 @@ from typing import Any
 
 import numpy as np
 from imblearn.pipeline import Pipeline
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from credit_risk.evaluate.intervals import Interval, corrected_interval
-from credit_risk.features import FeatureEngineer
-from credit_risk.model import build_encoder
+from credit_risk.model import calibrated_pipeline
 
 # Order of simplicity: a tie goes to the family earlier here.
 SIMPLICITY: tuple[str, ...] = ("scorecard", "forest", "gbm", "blend")
@@ -48,20 +46,10 @@ def build_gbm_pipeline(
     """Features -> one-hot encoding -> HistGradientBoostingClassifier, calibrated on out-of-fold
     scores like the forest (``calibration="none"`` leaves the class-weighted scores as they are).
     """
-    classifier: Any = HistGradientBoostingClassifier(
+    classifier = HistGradientBoostingClassifier(
         random_state=seed, **{**GBM_PARAMS, **(params or {})}
     )
-    if calibration != "none":
-        classifier = CalibratedClassifierCV(
-            classifier, method=calibration, ensemble=False, cv=calibration_folds
-        )
-    return Pipeline(
-        [
-            ("features", FeatureEngineer(drop_protected=drop_protected)),
-            ("encode", build_encoder(drop_protected)),
-            ("classifier", classifier),
-        ]
-    )
+    return calibrated_pipeline(classifier, calibration, calibration_folds, drop_protected)
 
 
 def blend_probability(*probabilities: np.ndarray) -> np.ndarray:

@@ -114,15 +114,18 @@ def build_pipeline(
     classifier: Any = BalancedRandomForestClassifier(
         random_state=seed, n_jobs=n_jobs, **forest_params
     )
+    folds = int(params.get(CALIBRATION_FOLDS_KEY, DEFAULT_CALIBRATION_FOLDS))
+    return calibrated_pipeline(classifier, method, folds, drop_protected)
+
+
+def calibrated_pipeline(classifier: Any, method: str, folds: int, drop_protected: bool) -> Pipeline:
+    """Features -> encoding -> ``classifier``, calibrated by ``method`` (``"none"``: as is).
+
+    ``ensemble=False``: the calibrator learns from ``folds`` out-of-fold scores, then one
+    classifier is refitted on all rows, so serving evaluates one model, not one per fold.
+    """
     if method != "none":
-        # ensemble=False: the calibrator learns from out-of-fold scores, then one forest is
-        # refitted on all rows, so serving evaluates one forest, not one per fold.
-        classifier = CalibratedClassifierCV(
-            classifier,
-            method=method,
-            ensemble=False,
-            cv=int(params.get(CALIBRATION_FOLDS_KEY, DEFAULT_CALIBRATION_FOLDS)),
-        )
+        classifier = CalibratedClassifierCV(classifier, method=method, ensemble=False, cv=folds)
     return Pipeline(
         [
             ("features", FeatureEngineer(drop_protected=drop_protected)),
